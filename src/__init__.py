@@ -1,0 +1,3 @@
+"""Inkwell: an async CQRS, vertical-slice content service."""
+
+__version__ = "0.1.0"

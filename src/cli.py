@@ -1,0 +1,165 @@
+"""`inkwell serve | migrate | rebuild-read-models [--check] | promote-admin EMAIL`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from uvicorn.supervisors import Multiprocess
+
+from src.probes.lifecycle import process_lifecycle
+from src.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str) -> AlembicConfig:
+    config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    alembic_command.upgrade(alembic_config(database_url), revision)
+
+
+def serve(settings: Settings) -> None:
+    if settings.is_sqlite and settings.database_url == settings.effective_read_database_url:
+        # The embedded default migrates itself; real databases are migrated by `inkwell migrate`
+        # (a Kubernetes Job / compose service), never by every replica racing at start-up.
+        migrate(settings.database_url)
+    config = uvicorn.Config(
+        "src.main:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.web_concurrency,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(30.0, settings.shutdown_drain_seconds * 2),
+        log_config=None,
+    )
+    if settings.web_concurrency > 1:
+        socket = config.bind_socket()
+        server = DrainingServer(config, settings.shutdown_drain_seconds)
+        Multiprocess(config, target=server.run, sockets=[socket]).run()
+    else:
+        DrainingServer(config, settings.shutdown_drain_seconds).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server whose SIGTERM drains first.
+
+    `/ready` turns 503 at once; requests are still served for `drain_seconds` (while Kubernetes
+    takes the pod out of its Service); then uvicorn's graceful shutdown lets in-flight requests
+    finish, closes the lifespan (pools, spans) and exits. SIGINT (Ctrl+C) skips the drain.
+    """
+
+    def __init__(self, config: uvicorn.Config, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self.drain_seconds > 0 and not process_lifecycle.draining:
+            process_lifecycle.draining = True
+            asyncio.get_running_loop().call_later(
+                self.drain_seconds, super().handle_exit, sig, frame
+            )
+            return
+        super().handle_exit(sig, frame)
+
+
+async def _rebuild(settings: Settings, check: bool) -> int:
+    from src.core.db import create_engine
+    from src.read_models import rebuild_read_models
+
+    engine = create_engine(settings.database_url, settings, "write")
+    try:
+        report = await rebuild_read_models(engine, check=check)
+    finally:
+        await engine.dispose()
+    for table, count in report.rows.items():
+        print(f"{table}: {count} rows")
+    if check:
+        for lines in report.differences.values():
+            for line in lines:
+                print(line)
+        print("read models match the write tables" if report.clean else "read models DIFFER")
+        return 0 if report.clean else 1
+    return 0
+
+
+async def _promote_admin(settings: Settings, email: str) -> int:
+    from sqlalchemy import update
+
+    from src.core.db import create_engine
+    from src.core.tables import users, users_read, utcnow
+
+    engine = create_engine(settings.database_url, settings, "write")
+    try:
+        async with engine.begin() as connection:
+            now = utcnow()
+            result = await connection.execute(
+                update(users)
+                .where(users.c.email == email.lower())
+                .values(role="admin", updated_at=now)
+            )
+            if result.rowcount == 0:
+                print(f"no user with e-mail {email}", file=sys.stderr)
+                return 1
+            await connection.execute(
+                update(users_read)
+                .where(users_read.c.email == email.lower())
+                .values(role="admin", updated_at=now)
+            )
+    finally:
+        await engine.dispose()
+    print(f"{email} is now an admin")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inkwell", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the HTTP server (uvicorn)")
+    migrate_parser = commands.add_parser("migrate", help="apply database migrations")
+    migrate_parser.add_argument("revision", nargs="?", default="head")
+    rebuild_parser = commands.add_parser(
+        "rebuild-read-models", help="re-project the read tables from the write tables"
+    )
+    rebuild_parser.add_argument(
+        "--check", action="store_true", help="only compare; exit 1 if the read models differ"
+    )
+    promote_parser = commands.add_parser("promote-admin", help="give a user the admin role")
+    promote_parser.add_argument("email")
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    if args.command == "serve":
+        serve(settings)
+        return 0
+    if args.command == "migrate":
+        migrate(settings.database_url, args.revision)
+        return 0
+    if args.command == "rebuild-read-models":
+        return asyncio.run(_rebuild(settings, args.check))
+    if args.command == "promote-admin":
+        return asyncio.run(_promote_admin(settings, args.email))
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

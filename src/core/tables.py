@@ -1,0 +1,107 @@
+"""SQLAlchemy metadata: the write tables, the read tables and the idempotency records.
+
+Commands write the normalized write tables (`users`, `contents`); projectors keep the
+denormalized read tables (`users_read`, `contents_read`) in step inside the same transaction;
+queries read only the read tables. Every query has an index (see the `Index` entries).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    Uuid,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores `timestamptz`; SQLite stores a fixed-width text form that sorts in time
+    order (which keyset pagination relies on). Values always come back aware, in UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware values")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, at the microsecond precision both backends store."""
+    return dt.datetime.now(dt.UTC)
+
+
+# --- write side ---------------------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("phone_number", String(16), nullable=True, unique=True),
+    Column("password_hash", String(100), nullable=False),
+    Column("country", String(100), nullable=True),
+    Column("state", String(100), nullable=True),
+    Column("display_name", String(100), nullable=False),
+    Column("role", String(16), nullable=False, server_default="user"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- read side ----------------------------------------------------------------------------
+
+users_read = Table(
+    "users_read",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("phone_number", String(16), nullable=True),
+    Column("display_name", String(100), nullable=False),
+    Column("country", String(100), nullable=True),
+    Column("state", String(100), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("content_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_users_read_created_at_id", "created_at", "id"),
+)
+
+READ_TABLES: tuple[Table, ...] = (users_read,)

@@ -1,0 +1,97 @@
+"""Prometheus metrics, named exactly as the HTTP contract lists them.
+
+One `Metrics` object per application, with its own registry (created in `create_app`, never at
+import time). With `PROMETHEUS_MULTIPROC_DIR` set (several uvicorn workers), prometheus-client
+writes every sample to per-process files and `/metrics` aggregates them; exemplars are not
+available in that mode (a prometheus-client limitation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# OpenTelemetry HTTP semantic-convention buckets for http.server.request.duration (seconds).
+HTTP_DURATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+
+
+class Metrics:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess = bool(multiprocess_dir)
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = None if self.multiprocess else self.registry
+        self.request_duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests.",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            buckets=HTTP_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.active_requests = Gauge(
+            "http_server_active_requests",
+            "Number of HTTP server requests in flight.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.signup_requests = Counter(
+            "signup_requests", "Signup attempts by outcome.", ["status"], registry=registry
+        )
+        self.idempotency_requests = Counter(
+            "idempotency_requests",
+            "Requests carrying an Idempotency-Key, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.cache_requests = Counter(
+            "cache_requests", "Cache look-ups by cache and result.", ["cache", "result"],
+            registry=registry,
+        )  # fmt: skip
+        self.rate_limited_requests = Counter(
+            "rate_limited_requests",
+            "Requests refused with 429 by the rate limiter.",
+            ["http_route"],
+            registry=registry,
+        )
+        self.rate_limiter_errors = Counter(
+            "rate_limiter_errors",
+            "Rate-limit checks that failed open because the limiter storage was unreachable.",
+            registry=registry,
+        )
+        self.cache_errors = Counter(
+            "cache_errors",
+            "Cache operations that failed (the request was served from the database).",
+            ["cache", "operation"],
+            registry=registry,
+        )
+        self.db_pool_connections = Gauge(
+            "db_pool_connections",
+            "Database pool connections by engine and state.",
+            ["engine", "state"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        if self.multiprocess:
+            MultiProcessCollector(self.registry, path=multiprocess_dir)
+
+    def watch_pool(self, role: str, engine: AsyncEngine) -> None:
+        """Keep `db_pool_connections{engine=role}` current from the pool's own events."""
+        pool = engine.sync_engine.pool
+        checked_out = self.db_pool_connections.labels(engine=role, state="checked_out")
+        idle = self.db_pool_connections.labels(engine=role, state="idle")
+
+        def update(*_: Any) -> None:
+            status_out = getattr(pool, "checkedout", None)
+            status_in = getattr(pool, "checkedin", None)
+            if status_out is not None and status_in is not None:
+                checked_out.set(status_out())
+                idle.set(status_in())
+
+        for name in ("checkout", "checkin", "connect", "close", "invalidate"):
+            event.listen(pool, name, update)
+        update()

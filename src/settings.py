@@ -1,0 +1,110 @@
+"""Configuration: the one place environment variables are read.
+
+Every variable of the HTTP contract's configuration table is a field here; `Settings()` reads
+them from the environment (and an optional `.env` file) once, at start-up, and the object is
+passed explicitly to `create_app`. Nothing else in the code base reads `os.environ` for
+configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "inkwell-development-secret-change-me"  # noqa: S105 - refused in production
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/inkwell.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    app_env: Literal["development", "test", "staging", "production"] = "development"
+    service_name: str = Field(default="inkwell", validation_alias="OTEL_SERVICE_NAME")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    read_database_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    redis_url: str | None = None
+    redis_key_prefix: str = "inkwell:"
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    access_token_ttl_seconds: int = Field(default=1800, gt=0)
+    refresh_token_ttl_seconds: int = Field(default=604800, gt=0)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    password_hash_concurrency: int | None = Field(default=None, ge=1)
+
+    content_cache_ttl_seconds: int = Field(default=600, ge=1)
+    content_cache_max_entries: int = Field(default=10_000, ge=1)
+
+    idempotency_ttl_seconds: int = Field(default=86400, gt=0)
+    idempotency_lock_seconds: int = Field(default=60, gt=0)
+
+    rate_limit_default: str = "600/minute"
+    rate_limit_auth: str = "10/minute"
+    rate_limit_enabled: bool = True
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    ready_max_memory_percent: float = Field(default=95.0, gt=0, le=100)
+    ready_max_disk_percent: float = Field(default=95.0, gt=0, le=100)
+    ready_check_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "pretty"] | None = None
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    web_concurrency: int = Field(default=1, ge=1)
+    shutdown_drain_seconds: float = Field(default=5.0, ge=0)
+
+    prometheus_multiproc_dir: str | None = None
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.app_env == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
+            raise ValueError("JWT_SECRET must be set to a private value when APP_ENV=production")
+        if self.app_env == "production" and len(self.jwt_secret) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters when APP_ENV=production")
+        return self
+
+    @property
+    def effective_read_database_url(self) -> str:
+        return self.read_database_url or self.database_url
+
+    @property
+    def effective_log_format(self) -> str:
+        if self.log_format:
+            return self.log_format
+        return "pretty" if self.app_env == "development" else "json"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def hash_concurrency(self) -> int:
+        return self.password_hash_concurrency or (os.cpu_count() or 1)

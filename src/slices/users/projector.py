@@ -1,0 +1,49 @@
+"""Keeps `users_read` in step with the write side, inside the command's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from src.core.events import EventDispatcher
+from src.core.tables import users, users_read
+from src.slices.signup.events import UserSignedUp
+
+
+async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) -> None:
+    await connection.execute(
+        insert(users_read).values(
+            id=event.user_id,
+            name=event.name,
+            email=event.email,
+            phone_number=event.phone_number,
+            display_name=event.display_name,
+            country=event.country,
+            state=event.state,
+            role=event.role,
+            content_count=0,
+            created_at=event.created_at,
+            updated_at=event.created_at,
+        )
+    )
+
+
+def register(dispatcher: EventDispatcher) -> None:
+    dispatcher.subscribe(UserSignedUp, on_user_signed_up)
+
+
+async def rebuild(connection: AsyncConnection) -> None:
+    """Refill `users_read` from `users` (the caller has emptied it)."""
+    await connection.execute(
+        insert(users_read).from_select(
+            [
+                "id", "name", "email", "phone_number", "display_name", "country", "state",
+                "role", "content_count", "created_at", "updated_at",
+            ],
+            select(
+                users.c.id, users.c.name, users.c.email, users.c.phone_number,
+                users.c.display_name, users.c.country, users.c.state, users.c.role,
+                literal(0).label("content_count"), users.c.created_at, users.c.updated_at,
+            ),
+        )
+    )  # fmt: skip

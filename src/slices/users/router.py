@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from src.core.errors import problem_responses
+from src.core.resources import Resources, resources
+from src.slices.users.queries import GetUser, ListUsers
+from src.slices.users.schemas import UserPage, UserPublic
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+Res = Annotated[Resources, Depends(resources)]
+
+
+@router.get("", response_model=UserPage, responses=problem_responses(422))
+async def list_users(
+    res: Res,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> UserPage:
+    return await ListUsers(res.database.read_engine, res.cursors).execute(limit, cursor)
+
+
+@router.get("/{user_id}", response_model=UserPublic, responses=problem_responses(404, 422))
+async def get_user(user_id: uuid.UUID, res: Res) -> UserPublic:
+    return await GetUser(res.database.read_engine).execute(user_id)
