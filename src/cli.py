@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 import uvicorn
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
-from uvicorn.supervisors import Multiprocess
 
-from src.probes.lifecycle import process_lifecycle
 from src.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +32,9 @@ def serve(settings: Settings) -> None:
         # The embedded default migrates itself; real databases are migrated by `inkwell migrate`
         # (a Kubernetes Job / compose service), never by every replica racing at start-up.
         migrate(settings.database_url)
-    config = uvicorn.Config(
-        "src.main:create_app_from_env",
+    # SIGTERM drains before uvicorn's graceful shutdown: see src/probes/lifecycle.py.
+    uvicorn.run(
+        "src.main:create_served_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -48,37 +45,9 @@ def serve(settings: Settings) -> None:
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=max(30.0, settings.shutdown_drain_seconds * 2),
+        timeout_graceful_shutdown=30,
         log_config=None,
     )
-    if settings.web_concurrency > 1:
-        socket = config.bind_socket()
-        server = DrainingServer(config, settings.shutdown_drain_seconds)
-        Multiprocess(config, target=server.run, sockets=[socket]).run()
-    else:
-        DrainingServer(config, settings.shutdown_drain_seconds).run()
-
-
-class DrainingServer(uvicorn.Server):
-    """A uvicorn server whose SIGTERM drains first.
-
-    `/ready` turns 503 at once; requests are still served for `drain_seconds` (while Kubernetes
-    takes the pod out of its Service); then uvicorn's graceful shutdown lets in-flight requests
-    finish, closes the lifespan (pools, spans) and exits. SIGINT (Ctrl+C) skips the drain.
-    """
-
-    def __init__(self, config: uvicorn.Config, drain_seconds: float) -> None:
-        super().__init__(config)
-        self.drain_seconds = drain_seconds
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig == signal.SIGTERM and self.drain_seconds > 0 and not process_lifecycle.draining:
-            process_lifecycle.draining = True
-            asyncio.get_running_loop().call_later(
-                self.drain_seconds, super().handle_exit, sig, frame
-            )
-            return
-        super().handle_exit(sig, frame)
 
 
 async def _rebuild(settings: Settings, check: bool) -> int:

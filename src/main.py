@@ -25,7 +25,7 @@ from src.middleware.security_headers import BodyLimitMiddleware, SecurityHeaders
 from src.observability.logging import configure_logging
 from src.observability.metrics import Metrics
 from src.probes import router as probes
-from src.probes.lifecycle import Lifecycle, process_lifecycle
+from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
 from src.settings import Settings
 from src.slices.signup import router as signup
 from src.slices.users import projector as users_projector
@@ -39,8 +39,14 @@ def build_dispatcher() -> EventDispatcher:
     return dispatcher
 
 
-def create_app(settings: Settings | None = None, *, lifecycle: Lifecycle | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    lifecycle: Lifecycle | None = None,
+    drain_on_sigterm: bool = False,
+) -> FastAPI:
     settings = settings or Settings()
+    lifecycle = lifecycle or process_lifecycle
     configure_logging(settings.log_level, settings.effective_log_format)
 
     @asynccontextmanager
@@ -63,6 +69,8 @@ def create_app(settings: Settings | None = None, *, lifecycle: Lifecycle | None 
             cursors=CursorCodec(settings.jwt_secret),
             metrics=metrics,
         )
+        if drain_on_sigterm:
+            install_sigterm_drain(lifecycle, settings.shutdown_drain_seconds)
         try:
             yield
         finally:
@@ -76,7 +84,7 @@ def create_app(settings: Settings | None = None, *, lifecycle: Lifecycle | None 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.lifecycle = lifecycle or process_lifecycle
+    app.state.lifecycle = lifecycle
     install_error_handlers(app)
 
     app.include_router(probes.router)
@@ -113,6 +121,7 @@ def create_app(settings: Settings | None = None, *, lifecycle: Lifecycle | None 
     return app
 
 
-def create_app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` and `inkwell serve`."""
-    return create_app(Settings())
+def create_served_app() -> FastAPI:
+    """Factory for `inkwell serve` (uvicorn `--factory`): settings from the environment, and
+    SIGTERM drains before shutting down."""
+    return create_app(Settings(), drain_on_sigterm=True)

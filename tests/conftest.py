@@ -180,10 +180,10 @@ async def running_app(backend: Backend, **overrides: Any) -> AsyncIterator[httpx
 
 
 @pytest.fixture
-async def make_client(backend: Backend) -> AsyncIterator[Callable[..., Any]]:
+async def make_client(backend: Backend) -> Callable[..., Any]:
     """`async with make_client(SETTING=value) as client:` for tests that change settings."""
     await _empty_tables(backend.database_url)
-    yield lambda **overrides: running_app(backend, **overrides)
+    return lambda **overrides: running_app(backend, **overrides)
 
 
 @pytest.fixture

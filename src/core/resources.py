@@ -37,4 +37,5 @@ class Resources:
 
 
 def resources(request: Request) -> Resources:
-    return request.app.state.resources  # type: ignore[no-any-return]
+    resources: Resources = request.app.state.resources
+    return resources

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +16,7 @@ from src.slices.signup.schemas import SignUpRequest, SignUpResponse
 class _CountInvalidSignups(APIRoute):
     """Counts `signup_requests_total{status="invalid"}` for bodies FastAPI refuses."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def counted(request: Request) -> Response:

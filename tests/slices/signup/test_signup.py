@@ -60,9 +60,7 @@ async def test_duplicate_email_is_409_email_taken_case_insensitively(
     client: httpx.AsyncClient,
 ) -> None:
     user = await sign_up(client)
-    response = await client.post(
-        "/api/v1/signup", json=signup_body(email=user["email"].upper())
-    )
+    response = await client.post("/api/v1/signup", json=signup_body(email=user["email"].upper()))
     problem = assert_problem(response, 409, "email_taken")
     assert problem["detail"] == "A user with this email already exists."
 

@@ -1,0 +1,58 @@
+# Inkwell — the two commands a newcomer needs are `make run` and `make test`.
+# Everything installs into .venv from the pinned lock files (requirements*.lock).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-fast lint format typecheck install install-dev lock migrate clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: requirements.lock pyproject.toml | $(BIN)/python
+	$(PIP) install -r requirements.lock
+	$(PIP) install --no-deps --no-build-isolation -e . 2>/dev/null || $(PIP) install --no-deps -e .
+	@touch $@
+
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(PIP) install -r requirements-dev.lock
+	$(PIP) install --no-deps --no-build-isolation -e . 2>/dev/null || $(PIP) install --no-deps -e .
+	@touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run ## install the service into .venv
+install-dev: $(VENV)/.installed-dev ## install the service and its development tools
+
+run: install ## migrate the embedded SQLite database and serve on 127.0.0.1:8000
+	$(BIN)/inkwell serve
+
+migrate: install ## apply migrations to DATABASE_URL
+	$(BIN)/inkwell migrate
+
+test: install-dev lint ## lint, then the whole suite (SQLite, and PostgreSQL + Redis when reachable)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install-dev ## the suite without the slow real-process fault tests
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install-dev ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install-dev ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: install-dev ## re-resolve the lock files from pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
+
+clean: ## remove the virtualenv and local state
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
