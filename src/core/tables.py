@@ -14,11 +14,13 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
     Uuid,
 )
@@ -85,6 +87,19 @@ users = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+contents = Table(
+    "contents",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("author_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("image", String(2048), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_contents_author_id", "author_id"),
+)
+
 # --- read side ----------------------------------------------------------------------------
 
 users_read = Table(
@@ -104,4 +119,21 @@ users_read = Table(
     Index("ix_users_read_created_at_id", "created_at", "id"),
 )
 
-READ_TABLES: tuple[Table, ...] = (users_read,)
+contents_read = Table(
+    "contents_read",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("author_id", Uuid, nullable=False),
+    Column("author_name", String(100), nullable=False),
+    Column("author_display_name", String(100), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("image", String(2048), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_contents_read_created_at_id", "created_at", "id"),
+    Index("ix_contents_read_author_id_created_at_id", "author_id", "created_at", "id"),
+)
+
+# Rebuilt in this order (a content row copies its author's names from the users side).
+READ_TABLES: tuple[Table, ...] = (users_read, contents_read)

@@ -98,11 +98,19 @@ def configure_logging(level: str, fmt: str) -> None:
     logger.remove()
     logger.configure(patcher=_patch)
     if fmt == "json":
-        logger.add(sys.stdout, level=level, format=_json_sink_format, backtrace=False,
-                   diagnose=False, colorize=False)  # fmt: skip
+        logger.add(
+            sys.stdout,
+            level=level,
+            format=_json_sink_format,
+            backtrace=False,
+            diagnose=False,
+            colorize=False,
+        )
     else:
         logger.add(sys.stderr, level=level, format=_PRETTY, backtrace=False, diagnose=False)
-    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    logging.basicConfig(
+        handlers=[_InterceptHandler()], level=logging.getLevelName(level), force=True
+    )
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "alembic"):
         std = logging.getLogger(name)
         std.handlers = [_InterceptHandler()]

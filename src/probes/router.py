@@ -51,7 +51,7 @@ async def ready(request: Request) -> JSONResponse:
     res: Resources = request.app.state.resources
     settings = res.settings
     timeout = settings.ready_check_timeout_seconds
-    redis = res.extras.get("redis")
+    redis = res.redis
     database, read_database, redis_check = await asyncio.gather(
         _timed(_ping_database(res.database.write_engine), timeout),
         _timed(_ping_database(res.database.read_engine), timeout),
