@@ -1,8 +1,8 @@
 """`create_app(settings)`: wiring only — middleware order, routers, lifespan.
 
 Request path (outermost first):
-  OpenTelemetry server span → request context (ids, access line, metrics, last-resort errors)
-  → security headers → body limit → CORS → router → use case.
+  request context (ids, access line, metrics, last-resort errors) → security headers
+  → body limit → CORS → rate limit → idempotency → router → use case.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from src.core.events import EventDispatcher
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
+from src.middleware.idempotency import IdempotencyMiddleware
+from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.middleware.request_context import RequestContextMiddleware
 from src.middleware.security_headers import BodyLimitMiddleware, SecurityHeadersMiddleware
 from src.observability.logging import configure_logging
@@ -109,6 +111,7 @@ def create_app(
             cursors=CursorCodec(settings.jwt_secret),
             metrics=metrics,
             cache=build_cache(settings, redis, metrics),
+            rate_limiter=build_limiter(settings),
             redis=redis,
         )
         if drain_on_sigterm:
@@ -138,6 +141,8 @@ def create_app(
     app.include_router(content.router)
 
     # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

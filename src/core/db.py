@@ -35,6 +35,7 @@ from src.settings import Settings
 
 EngineRole = Literal["write", "read"]
 AfterCommitHook = Callable[[], Awaitable[None]]
+FinalStep = Callable[[AsyncConnection], Awaitable[None]]
 
 
 def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine:
@@ -217,14 +218,18 @@ class UnitOfWork:
             return
         await self.finish()
 
-    async def finish(self, *final_statements: Executable) -> None:
-        """Execute `final_statements`, COMMIT, close, then run the after-commit hooks."""
+    async def finish(self, final: FinalStep | None = None) -> None:
+        """Run `final` on this transaction, COMMIT, close, then run the after-commit hooks.
+
+        `final` is how the request-level owner of a handed-over commit adds its own writes
+        (the stored idempotent response); if it raises, everything rolls back.
+        """
         connection = self._connection
         if connection is None or self._state not in ("open", "handed_over"):
             raise RuntimeError("the unit of work is not open")
         try:
-            for statement in final_statements:
-                await connection.execute(statement)
+            if final is not None:
+                await final(connection)
             await connection.commit()
         except BaseException:
             self._state = "done"

@@ -14,7 +14,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from src.core.errors import Unauthenticated
+from src.core.errors import InvalidToken, Unauthenticated
+from src.core.security import TokenService
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -36,3 +37,21 @@ async def current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def caller_from_headers(headers: list[tuple[bytes, bytes]], tokens: TokenService) -> str | None:
+    """The user id behind a valid bearer access token in raw ASGI headers, else None.
+
+    For middleware that must know the caller before routing (rate limits, idempotency
+    scopes). An invalid token yields None here and a 401 later, from the route.
+    """
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                return None
+            try:
+                return str(tokens.decode(token.strip(), "access").subject)
+            except InvalidToken:
+                return None
+    return None

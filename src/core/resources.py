@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
+from limits.aio.strategies import RateLimiter
 from redis.asyncio import Redis
 
 from src.core.cache import Cache
@@ -33,6 +34,7 @@ class Resources:
     cursors: CursorCodec
     metrics: Metrics
     cache: Cache
+    rate_limiter: RateLimiter
     redis: Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -133,6 +134,26 @@ contents_read = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_contents_read_created_at_id", "created_at", "id"),
     Index("ix_contents_read_author_id_created_at_id", "author_id", "created_at", "id"),
+)
+
+# --- idempotency -------------------------------------------------------------------------
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # in_progress | completed
+    Column("lock_token", String(32), nullable=True),
+    Column("locked_at", UTCDateTime, nullable=True),
+    Column("response_status", Integer, nullable=True),
+    Column("response_content_type", String(255), nullable=True),
+    Column("response_location", String(2048), nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_records_expires_at", "expires_at"),
 )
 
 # Rebuilt in this order (a content row copies its author's names from the users side).
