@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -66,3 +68,25 @@ async def test_docs_csp_allows_the_docs_assets(client: httpx.AsyncClient) -> Non
 async def test_hsts_only_over_https(client: httpx.AsyncClient) -> None:
     response = await client.get("https://inkwell.test/health")
     assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_cors_allows_only_configured_origins(make_client: Any) -> None:
+    async with make_client(cors_origins=["https://app.example"]) as client:
+        allowed = await client.options(
+            "/api/v1/content",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,idempotency-key",
+            },
+        )
+        denied = await client.get("/api/v1/users", headers={"Origin": "https://evil.example"})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_no_cors_headers_without_configured_origins(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/users", headers={"Origin": "https://app.example"})
+    assert "access-control-allow-origin" not in response.headers
