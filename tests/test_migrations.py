@@ -58,3 +58,19 @@ async def test_stairway_upgrade_downgrade_upgrade(empty_database_url: str) -> No
     assert await _tables(empty_database_url) == set(metadata.tables)
     await asyncio.to_thread(command.downgrade, config, "base")
     assert await _tables(empty_database_url) == set()
+
+
+async def test_migrations_match_the_table_definitions(empty_database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    await asyncio.to_thread(command.upgrade, alembic_config(empty_database_url), "head")
+    engine = create_async_engine(empty_database_url)
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert differences == []
