@@ -79,7 +79,11 @@ async def ready(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     res: Resources = request.app.state.resources
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    body = encoder(res.metrics.registry)
+    res.metrics.refresh()
+    if res.metrics.multiprocess:  # reads every worker's files: keep that off the event loop
+        body = await asyncio.to_thread(encoder, res.metrics.registry)
+    else:
+        body = encoder(res.metrics.registry)
     return Response(body, media_type=None, headers={"Content-Type": content_type})
 
 
