@@ -1,4 +1,5 @@
-"""`inkwell serve | migrate | rebuild-read-models [--check] | promote-admin EMAIL`."""
+"""`inkwell serve | migrate | rebuild-read-models [--check] | promote-admin EMAIL |
+purge-idempotency`."""
 
 from __future__ import annotations
 
@@ -121,6 +122,19 @@ async def _promote_admin(settings: Settings, email: str) -> int:
     return 0
 
 
+async def _purge_idempotency(settings: Settings) -> int:
+    from src.core.db import create_engine
+    from src.middleware.idempotency import purge_expired
+
+    engine = create_engine(settings.database_url, settings, "write")
+    try:
+        removed = await purge_expired(engine)
+    finally:
+        await engine.dispose()
+    print(f"removed {removed} expired idempotency records")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inkwell", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     promote_parser = commands.add_parser("promote-admin", help="give a user the admin role")
     promote_parser.add_argument("email")
+    commands.add_parser(
+        "purge-idempotency", help="delete expired idempotency records (safe while serving)"
+    )
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -148,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_rebuild(settings, args.check))
     if args.command == "promote-admin":
         return asyncio.run(_promote_admin(settings, args.email))
+    if args.command == "purge-idempotency":
+        return asyncio.run(_purge_idempotency(settings))
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -2,7 +2,7 @@
 
 Request path (outermost first):
   OpenTelemetry server span → request context (ids, access line, metrics, last-resort errors)
-  → security headers → body limit → CORS → router → use case.
+  → security headers → body limit → CORS → rate limit → idempotency → router → use case.
 """
 
 from __future__ import annotations
@@ -11,15 +11,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from starlette.middleware.cors import CORSMiddleware
 
 from src import __version__
+from src.core.cache import Cache, CacheBackend, MemoryBackend, RedisBackend
 from src.core.db import Database
 from src.core.errors import install_error_handlers
 from src.core.events import EventDispatcher
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
+from src.middleware.idempotency import IdempotencyMiddleware
+from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.middleware.request_context import RequestContextMiddleware
 from src.middleware.security_headers import BodyLimitMiddleware, SecurityHeadersMiddleware
 from src.observability.logging import configure_logging
@@ -28,6 +34,9 @@ from src.observability.tracing import Tracing
 from src.probes import router as probes
 from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
 from src.settings import Settings
+from src.slices.auth import router as auth
+from src.slices.content import projector as content_projector
+from src.slices.content import router as content
 from src.slices.signup import router as signup
 from src.slices.users import projector as users_projector
 from src.slices.users import router as users
@@ -37,7 +46,39 @@ def build_dispatcher() -> EventDispatcher:
     """Every projector of every slice, subscribed to the events it keeps read models with."""
     dispatcher = EventDispatcher()
     users_projector.register(dispatcher)
+    content_projector.register(dispatcher)
     return dispatcher
+
+
+def build_redis(settings: Settings) -> Redis | None:
+    """The shared Redis client (cache, rate limits), or None for the embedded default.
+
+    Short timeouts and no automatic retries: when Redis is slow or gone, callers fall back at
+    once (the cache to the database, the rate limiter open) instead of stacking up waits.
+    """
+    if not settings.redis_url:
+        return None
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
+    )
+
+
+def build_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> Cache:
+    backend: CacheBackend
+    if redis is not None:
+        backend = RedisBackend(redis, settings.redis_key_prefix)
+    else:
+        backend = MemoryBackend(settings.content_cache_max_entries)
+    return Cache(
+        backend,
+        name="redis" if redis is not None else "memory",
+        count=lambda cache, result: metrics.cache_requests.labels(cache, result).inc(),
+        count_error=lambda operation: metrics.cache_errors.labels("redis", operation).inc(),
+    )
 
 
 def create_app(
@@ -59,6 +100,9 @@ def create_app(
         for role, engine in database.engines.items():
             metrics.watch_pool(role, engine)
         hasher = PasswordHasher(settings.bcrypt_rounds, settings.hash_concurrency)
+        redis = build_redis(settings)
+        if redis is not None:
+            tracing.instrument_redis(redis)
         app.state.resources = Resources(
             settings=settings,
             database=database,
@@ -71,6 +115,9 @@ def create_app(
             ),
             cursors=CursorCodec(settings.jwt_secret),
             metrics=metrics,
+            cache=build_cache(settings, redis, metrics),
+            rate_limiter=build_limiter(settings),
+            redis=redis,
         )
         if drain_on_sigterm:
             install_sigterm_drain(lifecycle, settings.shutdown_drain_seconds)
@@ -78,6 +125,8 @@ def create_app(
             yield
         finally:
             hasher.close()
+            if redis is not None:
+                await redis.aclose()
             await database.dispose()
             metrics.close()
             await tracing.shutdown()
@@ -95,9 +144,13 @@ def create_app(
 
     app.include_router(probes.router)
     app.include_router(signup.router)
+    app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(content.router)
 
     # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

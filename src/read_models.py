@@ -16,13 +16,14 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from src.core.tables import READ_TABLES
+from src.slices.content import projector as content_projector
 from src.slices.users import projector as users_projector
 
 Snapshot = dict[Any, dict[str, Any]]
 Rebuild = Callable[[AsyncConnection], Awaitable[None]]
 
 # In dependency order: users_read first (content projections read author names from users).
-REBUILDERS: tuple[Rebuild, ...] = (users_projector.rebuild,)
+REBUILDERS: tuple[Rebuild, ...] = (users_projector.rebuild, content_projector.rebuild)
 
 
 @dataclass

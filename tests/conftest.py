@@ -62,8 +62,12 @@ class Backend:
         return self.name == "postgres"
 
     def settings(self, **overrides: Any) -> Settings:
-        values = {**BASE_SETTINGS, "database_url": self.database_url,
-                  "redis_url": self.redis_url, **overrides}  # fmt: skip
+        values = {
+            **BASE_SETTINGS,
+            "database_url": self.database_url,
+            "redis_url": self.redis_url,
+            **overrides,
+        }
         return Settings.model_validate(values)
 
 

@@ -40,3 +40,41 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert problem["request_id"] == response.headers["x-request-id"]
     assert problem["instance"] == response.request.url.path
     return problem  # type: ignore[no-any-return]
+
+
+async def log_in(client: httpx.AsyncClient, user: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": user["email"], "password": user["password"]}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def authed_user(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    """A signed-up user with `headers` carrying a bearer access token."""
+    user = await sign_up(client, **overrides)
+    tokens = await log_in(client, user)
+    return {**user, "tokens": tokens, "headers": bearer(tokens["access_token"])}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def content_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": f"A title {next(_sequence)}",
+        "content": "Some content that is long enough to be accepted.",
+    }
+    body.update(overrides)
+    return body
+
+
+async def publish(
+    client: httpx.AsyncClient, author: dict[str, Any], **overrides: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/content", json=content_body(**overrides), headers=author["headers"]
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]

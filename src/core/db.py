@@ -35,6 +35,7 @@ from src.settings import Settings
 
 EngineRole = Literal["write", "read"]
 AfterCommitHook = Callable[[], Awaitable[None]]
+FinalStep = Callable[[AsyncConnection], Awaitable[None]]
 
 
 def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine:
@@ -67,7 +68,10 @@ def ensure_sqlite_directory(url: str) -> None:
     """Create the folder of a file-backed SQLite database (`./var` by default)."""
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError:  # left to the first connection, which answers 503
+            logger.warning("cannot create the folder of SQLite database {}", database)
 
 
 def _tune_sqlite(engine: AsyncEngine, settings: Settings, role: EngineRole) -> None:
@@ -107,6 +111,18 @@ class Database:
     async def dispose(self) -> None:
         await self.write_engine.dispose()
         await self.read_engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def primary_reader(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """An autocommit connection to the primary for a command's own look-ups.
+
+    For reads of the write tables that need no transaction — and on SQLite must not take the
+    write lock — such as refusing a duplicate before paying for bcrypt, or finding the user
+    who logs in (the primary, so a just-created account can log in with a lagging replica).
+    """
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 # --- unit of work ---------------------------------------------------------------------------
@@ -163,15 +179,9 @@ class UnitOfWork:
         if self._state == "open":
             await self.rollback()
 
-    @contextlib.asynccontextmanager
-    async def reader(self) -> AsyncIterator[AsyncConnection]:
-        """An autocommit connection to the primary for a command's own look-ups.
-
-        For checks that need no transaction (and on SQLite must not take the write lock),
-        such as refusing a duplicate before paying for bcrypt.
-        """
-        async with self.engine.connect() as connection:
-            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+    def reader(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """An autocommit connection to the primary, outside this unit's transaction."""
+        return primary_reader(self.engine)
 
     @property
     def connection(self) -> AsyncConnection:
@@ -208,14 +218,18 @@ class UnitOfWork:
             return
         await self.finish()
 
-    async def finish(self, *final_statements: Executable) -> None:
-        """Execute `final_statements`, COMMIT, close, then run the after-commit hooks."""
+    async def finish(self, final: FinalStep | None = None) -> None:
+        """Run `final` on this transaction, COMMIT, close, then run the after-commit hooks.
+
+        `final` is how the request-level owner of a handed-over commit adds its own writes
+        (the stored idempotent response); if it raises, everything rolls back.
+        """
         connection = self._connection
         if connection is None or self._state not in ("open", "handed_over"):
             raise RuntimeError("the unit of work is not open")
         try:
-            for statement in final_statements:
-                await connection.execute(statement)
+            if final is not None:
+                await final(connection)
             await connection.commit()
         except BaseException:
             self._state = "done"

@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
+from limits.aio.strategies import RateLimiter
+from redis.asyncio import Redis
 
+from src.core.cache import Cache
 from src.core.db import Database, UnitOfWork
 from src.core.events import EventDispatcher
 from src.core.pagination import CursorCodec
@@ -30,6 +33,9 @@ class Resources:
     tokens: TokenService
     cursors: CursorCodec
     metrics: Metrics
+    cache: Cache
+    rate_limiter: RateLimiter
+    redis: Redis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:

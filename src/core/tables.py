@@ -14,11 +14,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
     Uuid,
 )
@@ -85,6 +88,19 @@ users = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+contents = Table(
+    "contents",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("author_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("image", String(2048), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_contents_author_id", "author_id"),
+)
+
 # --- read side ----------------------------------------------------------------------------
 
 users_read = Table(
@@ -104,4 +120,41 @@ users_read = Table(
     Index("ix_users_read_created_at_id", "created_at", "id"),
 )
 
-READ_TABLES: tuple[Table, ...] = (users_read,)
+contents_read = Table(
+    "contents_read",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("author_id", Uuid, nullable=False),
+    Column("author_name", String(100), nullable=False),
+    Column("author_display_name", String(100), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("image", String(2048), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_contents_read_created_at_id", "created_at", "id"),
+    Index("ix_contents_read_author_id_created_at_id", "author_id", "created_at", "id"),
+)
+
+# --- idempotency -------------------------------------------------------------------------
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # in_progress | completed
+    Column("lock_token", String(32), nullable=True),
+    Column("locked_at", UTCDateTime, nullable=True),
+    Column("response_status", Integer, nullable=True),
+    Column("response_content_type", String(255), nullable=True),
+    Column("response_location", String(2048), nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_records_expires_at", "expires_at"),
+)
+
+# Rebuilt in this order (a content row copies its author's names from the users side).
+READ_TABLES: tuple[Table, ...] = (users_read, contents_read)

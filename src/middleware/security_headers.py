@@ -41,8 +41,10 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = [*_COMMON, (b"content-security-policy",
-                            _DOCS_CSP if scope["path"] in _DOCS_PATHS else _API_CSP)]  # fmt: skip
+        extra = [
+            *_COMMON,
+            (b"content-security-policy", _DOCS_CSP if scope["path"] in _DOCS_PATHS else _API_CSP),
+        ]
         if scope.get("scheme") == "https":
             extra.append(_HSTS)
 

@@ -110,7 +110,9 @@ def configure_logging(level: str, fmt: str) -> None:
                    diagnose=False, colorize=False)  # fmt: skip
     else:
         logger.add(sys.stderr, level=level, format=_PRETTY, backtrace=False, diagnose=False)
-    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    logging.basicConfig(
+        handlers=[_InterceptHandler()], level=logging.getLevelName(level), force=True
+    )
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "alembic"):
         std = logging.getLogger(name)
         std.handlers = [_InterceptHandler()]

@@ -20,8 +20,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 # OpenTelemetry HTTP semantic-convention buckets for http.server.request.duration (seconds).
 HTTP_DURATION_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-)  # fmt: skip
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
 
 
 class Metrics:
@@ -54,9 +67,11 @@ class Metrics:
             registry=registry,
         )
         self.cache_requests = Counter(
-            "cache_requests", "Cache look-ups by cache and result.", ["cache", "result"],
+            "cache_requests",
+            "Cache look-ups by cache and result.",
+            ["cache", "result"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.rate_limited_requests = Counter(
             "rate_limited_requests",
             "Requests refused with 429 by the rate limiter.",

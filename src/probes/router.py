@@ -52,7 +52,7 @@ async def ready(request: Request) -> JSONResponse:
     res: Resources = request.app.state.resources
     settings = res.settings
     timeout = settings.ready_check_timeout_seconds
-    redis = res.extras.get("redis")
+    redis = res.redis
     with suppress_instrumentation():  # probes are polled every few seconds: no SQL/Redis spans
         database, read_database, redis_check = await asyncio.gather(
             _timed(_ping_database(res.database.write_engine), timeout),

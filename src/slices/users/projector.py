@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, literal, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.core.events import EventDispatcher
-from src.core.tables import users, users_read
+from src.core.tables import contents, users, users_read
+from src.slices.content.events import ContentCreated, ContentDeleted
 from src.slices.signup.events import UserSignedUp
 
 
@@ -28,22 +29,63 @@ async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) ->
     )
 
 
+async def on_content_created(connection: AsyncConnection, event: ContentCreated) -> None:
+    await connection.execute(
+        update(users_read)
+        .where(users_read.c.id == event.author_id)
+        .values(content_count=users_read.c.content_count + 1)
+    )
+
+
+async def on_content_deleted(connection: AsyncConnection, event: ContentDeleted) -> None:
+    await connection.execute(
+        update(users_read)
+        .where(users_read.c.id == event.author_id)
+        .values(content_count=users_read.c.content_count - 1)
+    )
+
+
 def register(dispatcher: EventDispatcher) -> None:
     dispatcher.subscribe(UserSignedUp, on_user_signed_up)
+    dispatcher.subscribe(ContentCreated, on_content_created)
+    dispatcher.subscribe(ContentDeleted, on_content_deleted)
 
 
 async def rebuild(connection: AsyncConnection) -> None:
     """Refill `users_read` from `users` (the caller has emptied it)."""
+    content_count = (
+        select(func.count())
+        .select_from(contents)
+        .where(contents.c.author_id == users.c.id)
+        .scalar_subquery()
+    )
     await connection.execute(
         insert(users_read).from_select(
             [
-                "id", "name", "email", "phone_number", "display_name", "country", "state",
-                "role", "content_count", "created_at", "updated_at",
+                "id",
+                "name",
+                "email",
+                "phone_number",
+                "display_name",
+                "country",
+                "state",
+                "role",
+                "content_count",
+                "created_at",
+                "updated_at",
             ],
             select(
-                users.c.id, users.c.name, users.c.email, users.c.phone_number,
-                users.c.display_name, users.c.country, users.c.state, users.c.role,
-                literal(0).label("content_count"), users.c.created_at, users.c.updated_at,
+                users.c.id,
+                users.c.name,
+                users.c.email,
+                users.c.phone_number,
+                users.c.display_name,
+                users.c.country,
+                users.c.state,
+                users.c.role,
+                content_count,
+                users.c.created_at,
+                users.c.updated_at,
             ),
         )
-    )  # fmt: skip
+    )

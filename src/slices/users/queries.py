@@ -9,10 +9,17 @@ from opentelemetry import trace
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.core.errors import NotFound
+from src.core.errors import InvalidToken, NotFound
+from src.core.identity import Principal
 from src.core.pagination import CursorCodec
-from src.core.tables import users_read
-from src.slices.users.schemas import UserPage, UserPublic
+from src.core.tables import contents_read, users_read
+from src.slices.users.schemas import (
+    ContentSummary,
+    PrivateProfile,
+    UserPage,
+    UserProfile,
+    UserPublic,
+)
 
 tracer = trace.get_tracer(__name__)
 
@@ -31,11 +38,17 @@ class UserNotFound(NotFound):
     code, detail = "user_not_found", "No user has this id."
 
 
+NEWEST_CONTENTS = 20
+
+
 @dataclass(frozen=True, slots=True)
 class GetUser:
+    """A public profile with the user's newest content summaries (users are never cached:
+    profile data must always be fresh)."""
+
     engine: AsyncEngine
 
-    async def execute(self, user_id: uuid.UUID) -> UserPublic:
+    async def execute(self, user_id: uuid.UUID) -> UserProfile:
         with tracer.start_as_current_span("users.get") as span:
             span.set_attribute("user.id", str(user_id))
             async with self.engine.connect() as connection:
@@ -44,9 +57,42 @@ class GetUser:
                         select(*_PUBLIC_COLUMNS).where(users_read.c.id == user_id)
                     )
                 ).first()
-            if row is None:
-                raise UserNotFound()
-            return UserPublic.model_validate(row)
+                if row is None:
+                    raise UserNotFound()
+                summaries = (
+                    await connection.execute(
+                        select(
+                            contents_read.c.id, contents_read.c.title, contents_read.c.created_at
+                        )
+                        .where(contents_read.c.author_id == user_id)
+                        .order_by(contents_read.c.created_at.desc(), contents_read.c.id.desc())
+                        .limit(NEWEST_CONTENTS)
+                    )
+                ).all()
+            return UserProfile(
+                **UserPublic.model_validate(row).model_dump(),
+                contents=[
+                    ContentSummary.model_validate(s, from_attributes=True) for s in summaries
+                ],
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class GetMyProfile:
+    engine: AsyncEngine
+
+    async def execute(self, principal: Principal) -> PrivateProfile:
+        with tracer.start_as_current_span("users.me") as span:
+            span.set_attribute("user.id", str(principal.user_id))
+            async with self.engine.connect() as connection:
+                row = (
+                    await connection.execute(
+                        select(users_read).where(users_read.c.id == principal.user_id)
+                    )
+                ).first()
+            if row is None:  # the token is genuine but the account is gone
+                raise InvalidToken()
+            return PrivateProfile.model_validate(row)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from src.core.errors import problem_responses
+from src.core.identity import CurrentPrincipal
 from src.core.resources import Resources, resources
-from src.slices.users.queries import GetUser, ListUsers
-from src.slices.users.schemas import UserPage, UserPublic
+from src.slices.users.queries import GetMyProfile, GetUser, ListUsers
+from src.slices.users.schemas import PrivateProfile, UserPage, UserProfile
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -24,6 +25,11 @@ async def list_users(
     return await ListUsers(res.database.read_engine, res.cursors).execute(limit, cursor)
 
 
-@router.get("/{user_id}", response_model=UserPublic, responses=problem_responses(404, 422))
-async def get_user(user_id: uuid.UUID, res: Res) -> UserPublic:
+@router.get("/me", response_model=PrivateProfile, responses=problem_responses(401))
+async def me(principal: CurrentPrincipal, res: Res) -> PrivateProfile:
+    return await GetMyProfile(res.database.read_engine).execute(principal)
+
+
+@router.get("/{user_id}", response_model=UserProfile, responses=problem_responses(404, 422))
+async def get_user(user_id: uuid.UUID, res: Res) -> UserProfile:
     return await GetUser(res.database.read_engine).execute(user_id)

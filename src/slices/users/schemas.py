@@ -20,6 +20,37 @@ class UserPublic(BaseModel):
     created_at: dt.datetime
 
 
+class ContentSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    created_at: dt.datetime
+
+
+class UserProfile(UserPublic):
+    """A user's public profile with their newest content."""
+
+    contents: list[ContentSummary]
+
+
+class PrivateProfile(BaseModel):
+    """The caller's own profile: the signup answer plus `content_count`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    email: str
+    display_name: str
+    phone_number: str | None
+    country: str | None
+    state: str | None
+    role: str
+    created_at: dt.datetime
+    content_count: int
+
+
 class UserPage(BaseModel):
     items: list[UserPublic]
     next_cursor: str | None

@@ -22,9 +22,16 @@ async def test_signup_creates_user_and_answers_201_with_location(client: httpx.A
     assert response.status_code == 201, response.text
     user = response.json()
     assert set(user) == {
-        "id", "name", "email", "display_name", "phone_number", "country", "state", "role",
+        "id",
+        "name",
+        "email",
+        "display_name",
+        "phone_number",
+        "country",
+        "state",
+        "role",
         "created_at",
-    }  # fmt: skip
+    }
     assert user["email"] == "grace.hopper@example.com"
     assert user["display_name"] == "Amazing Grace"
     assert user["role"] == "user"

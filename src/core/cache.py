@@ -1,0 +1,303 @@
+"""The cache port and its two adapters: Redis (shared) and in-process (embedded default).
+
+Cache-aside with two guards against serving a value older than the last committed write:
+
+* **Fill tokens** (single items). On a miss the reader first *reserves* the key (a random
+  token stored beside it), then reads the database, then *fills* the key only if its token is
+  still there. A writer's after-commit `invalidate()` deletes the value and the token, so a
+  reader that read the row before the write can no longer store it.
+* **Generations** (lists). List keys embed a generation number; writers `bump()` it after
+  commit. A reader that loaded an old page stores it under the old generation, which nobody
+  reads any more. No key scanning, ever.
+
+When Redis is unreachable the cache degrades to "always miss" (the database serves reads);
+after a failure it is not tried again for `retry_after` seconds, so an outage costs at most
+one timeout per interval. An invalidation that could not be delivered is remembered; until it
+has been delivered, this process bypasses the cache, so no stale entry is served once Redis
+returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar, cast
+
+from loguru import logger
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+T = TypeVar("T")
+CacheStatus = Literal["hit", "miss", "bypass"]
+
+
+class CacheBackend(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+    async def reserve(self, key: str, token: str, ttl: int) -> None: ...
+    async def fill(self, key: str, token: str, value: bytes, ttl: int) -> bool: ...
+    async def set(self, key: str, value: bytes, ttl: int) -> None: ...
+    async def invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None: ...
+    async def generation(self, key: str) -> int: ...
+
+
+class MemoryBackend:
+    """A bounded LRU with per-entry expiry, for the single-process embedded default."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._tokens: dict[str, str] = {}
+        self._generations: dict[str, int] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires_at, value = entry
+        if expires_at < time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    async def reserve(self, key: str, token: str, ttl: int) -> None:
+        self._tokens[key] = token
+
+    async def fill(self, key: str, token: str, value: bytes, ttl: int) -> bool:
+        if self._tokens.get(key) != token:
+            return False
+        del self._tokens[key]
+        await self.set(key, value, ttl)
+        return True
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        self._entries[key] = (time.monotonic() + ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    async def invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
+        for key in keys:
+            self._entries.pop(key, None)
+            self._tokens.pop(key, None)
+        for key in generations:
+            self._generations[key] = self._generations.get(key, 0) + 1
+
+    async def generation(self, key: str) -> int:
+        return self._generations.get(key, 0)
+
+
+_FILL_SCRIPT = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
+
+
+class RedisBackend:
+    """Shared across replicas; keys are namespaced by `prefix`."""
+
+    def __init__(self, client: Redis, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._fill = client.register_script(_FILL_SCRIPT)
+
+    def _key(self, key: str) -> str:
+        return self._prefix + key
+
+    def _token_key(self, key: str) -> str:
+        return self._prefix + key + ":fill"
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._client.get(self._key(key))
+        return cast(bytes | None, value)
+
+    async def reserve(self, key: str, token: str, ttl: int) -> None:
+        await self._client.set(self._token_key(key), token, ex=max(ttl, 1))
+
+    async def fill(self, key: str, token: str, value: bytes, ttl: int) -> bool:
+        keys = [self._key(key), self._token_key(key)]
+        return bool(await self._fill(keys=keys, args=[token, value, ttl]))
+
+    async def set(self, key: str, value: bytes, ttl: int) -> None:
+        await self._client.set(self._key(key), value, ex=ttl)
+
+    async def invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.delete(self._key(key), self._token_key(key))
+            for key in generations:
+                pipe.incr(self._key(key))
+            await pipe.execute()
+
+    async def generation(self, key: str) -> int:
+        value = await self._client.get(self._key(key))
+        return int(value) if value is not None else 0
+
+
+CacheCounter = Callable[[str, str], None]
+
+
+@dataclass
+class _PendingInvalidation:
+    keys: set[str]
+    generations: set[str]
+
+
+class Cache:
+    """Cache-aside over a backend, with fill tokens, generations, single flight and fail-open."""
+
+    def __init__(
+        self,
+        backend: CacheBackend,
+        *,
+        name: str,
+        count: CacheCounter,
+        count_error: Callable[[str], None],
+        retry_after: float = 1.0,
+        fill_window: int = 30,
+    ) -> None:
+        self.backend = backend
+        self.kind = name
+        self._count = count
+        self._count_error = count_error
+        self._retry_after = retry_after
+        self._fill_window = fill_window
+        self._down_until = 0.0
+        self._pending = _PendingInvalidation(set(), set())
+        self._flights: dict[str, asyncio.Future[bytes | None]] = {}
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def get_or_load(
+        self, cache: str, key: str, ttl: int, load: Callable[[], Awaitable[bytes | None]]
+    ) -> tuple[bytes | None, CacheStatus]:
+        """The cached bytes for `key`, or `load()`'s (stored unless a write intervened).
+
+        Concurrent misses on one key in this process share one `load()`. `None` from `load`
+        (not found) is returned but never cached.
+        """
+        if not await self._usable():
+            self._count(cache, "miss")
+            return await load(), "bypass"
+        try:
+            value = await self.backend.get(key)
+        except (RedisError, OSError) as error:
+            self._failed("get", error)
+            self._count(cache, "miss")
+            return await load(), "bypass"
+        if value is not None:
+            self._count(cache, "hit")
+            return value, "hit"
+        self._count(cache, "miss")
+        flight = self._flights.get(key)
+        if flight is not None:
+            return await asyncio.shield(flight), "miss"
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._flights[key] = future
+        try:
+            value = await self._load_and_fill(key, ttl, load)
+            future.set_result(value)
+            return value, "miss"
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: a flight nobody joined must not warn
+            raise
+        finally:
+            del self._flights[key]
+
+    async def _load_and_fill(
+        self, key: str, ttl: int, load: Callable[[], Awaitable[bytes | None]]
+    ) -> bytes | None:
+        token = secrets.token_hex(8)
+        try:
+            await self.backend.reserve(key, token, self._fill_window)
+        except (RedisError, OSError) as error:
+            self._failed("reserve", error)
+            return await load()
+        value = await load()
+        if value is not None:
+            try:
+                await self.backend.fill(key, token, value, ttl)
+            except (RedisError, OSError) as error:
+                self._failed("fill", error)
+        return value
+
+    async def get_versioned(
+        self,
+        cache: str,
+        generation_key: str,
+        key: str,
+        ttl: int,
+        load: Callable[[], Awaitable[bytes]],
+    ) -> tuple[bytes, CacheStatus]:
+        """Like `get_or_load` for derived data (lists) invalidated by a generation number."""
+        if not await self._usable():
+            self._count(cache, "miss")
+            return await load(), "bypass"
+        try:
+            generation = await self.backend.generation(generation_key)
+            full_key = f"{key}@{generation}"
+            value = await self.backend.get(full_key)
+        except (RedisError, OSError) as error:
+            self._failed("get", error)
+            self._count(cache, "miss")
+            return await load(), "bypass"
+        if value is not None:
+            self._count(cache, "hit")
+            return value, "hit"
+        self._count(cache, "miss")
+        value = await load()
+        try:
+            await self.backend.set(full_key, value, ttl)
+        except (RedisError, OSError) as error:
+            self._failed("set", error)
+        return value, "miss"
+
+    # --- writes (after commit) ----------------------------------------------------------
+
+    async def invalidate(self, *keys: str, generations: tuple[str, ...] = ()) -> None:
+        """Drop `keys` and bump `generations`. Never raises; undelivered work is retried."""
+        self._pending.keys.update(keys)
+        self._pending.generations.update(generations)
+        if time.monotonic() >= self._down_until:
+            await self._deliver_pending()
+
+    async def _deliver_pending(self) -> bool:
+        if not (self._pending.keys or self._pending.generations):
+            return True
+        keys, generations = tuple(self._pending.keys), tuple(self._pending.generations)
+        try:
+            await self.backend.invalidate(keys, generations)
+        except (RedisError, OSError) as error:
+            self._failed("invalidate", error)
+            return False
+        self._pending.keys.difference_update(keys)
+        self._pending.generations.difference_update(generations)
+        return True
+
+    async def _usable(self) -> bool:
+        if self._down_until and time.monotonic() < self._down_until:
+            return False
+        if self._pending.keys or self._pending.generations:
+            return await self._deliver_pending()
+        return True
+
+    def _failed(self, operation: str, error: BaseException) -> None:
+        now = time.monotonic()
+        if now >= self._down_until:
+            logger.warning(
+                "cache {} failed ({}): serving from the database for {}s",
+                operation,
+                type(error).__name__,
+                self._retry_after,
+            )
+        self._down_until = now + self._retry_after
+        self._count_error(operation)

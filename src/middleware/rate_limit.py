@@ -1,0 +1,207 @@
+"""Rate limiting (pure ASGI) with the `limits` library.
+
+* Every `/api/` route is limited per client by `RATE_LIMIT_DEFAULT`; signup, login, token and
+  refresh by `RATE_LIMIT_AUTH` instead. Probes, `/metrics` and the docs are never limited.
+* The client is the authenticated user (a valid bearer token), else the socket's IP address;
+  `X-Forwarded-For` is believed only when the socket peer is one of `TRUSTED_PROXIES`.
+* Sliding-window counters, stored in Redis when `REDIS_URL` is set (shared by replicas), in
+  process memory otherwise.
+* Every limited response carries `RateLimit-Policy` and `RateLimit` (IETF
+  draft-ietf-httpapi-ratelimit-headers); a refusal is a 429 `rate_limited` problem with
+  `Retry-After`, counted in `rate_limited_requests_total{http_route}`.
+* If the storage is unreachable the limiter fails open: the request is served, the failure is
+  counted (`rate_limiter_errors_total`) and logged at most once per interval, and the storage
+  is not tried again for a second, so an outage adds no latency.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fastapi.routing import iter_route_contexts
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import RateLimiter, SlidingWindowCounterRateLimiter
+from loguru import logger
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from src.core.errors import problem_body
+from src.core.identity import caller_from_headers
+from src.core.security import TokenService
+from src.observability.metrics import Metrics
+from src.settings import Settings
+
+AUTH_PATHS = frozenset(
+    {"/api/v1/signup", "/api/v1/auth/login", "/api/v1/auth/token", "/api/v1/auth/refresh"}
+)
+_RETRY_STORAGE_AFTER = 1.0
+_LOG_EVERY = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    item: RateLimitItem
+
+    @property
+    def header(self) -> bytes:
+        window = self.item.get_expiry()
+        return f'"{self.name}";q={self.item.amount};w={window}'.encode()
+
+
+def build_storage(settings: Settings) -> Storage:
+    if settings.redis_url:
+        return RedisStorage(
+            settings.redis_url,
+            implementation="redispy",
+            wrap_exceptions=True,
+            key_prefix=settings.redis_key_prefix + "ratelimit",
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        )
+    return MemoryStorage()
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    return SlidingWindowCounterRateLimiter(build_storage(settings))
+
+
+def parse_networks(
+    entries: Iterable[str],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+class RateLimitMiddleware:
+    """Reads its limiter (created in the lifespan) from the application's resources."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.enabled = settings.rate_limit_enabled
+        self.default = Policy("default", parse(settings.rate_limit_default))
+        self.auth = Policy("auth", parse(settings.rate_limit_auth))
+        self.trusted = parse_networks(settings.trusted_proxies)
+        self._down_until = 0.0
+        self._last_logged = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.enabled or scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        resources = scope["app"].state.resources
+        policy = self.auth if scope["path"] in AUTH_PATHS else self.default
+        client = self._client(scope, resources.tokens)
+        remaining, reset = await self._hit(
+            resources.rate_limiter, policy, client, resources.metrics
+        )
+        if remaining is None:  # storage down: fail open, without headers we cannot vouch for
+            await self.app(scope, receive, send)
+            return
+        headers = [
+            (b"ratelimit-policy", policy.header),
+            (b"ratelimit", f'"{policy.name}";r={max(remaining, 0)};t={reset}'.encode()),
+        ]
+        if remaining < 0:
+            resources.metrics.rate_limited_requests.labels(_route_template(scope)).inc()
+            await _refuse(scope, send, headers, reset)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _hit(
+        self, limiter: RateLimiter, policy: Policy, client: str, metrics: Metrics
+    ) -> tuple[int | None, int]:
+        """(remaining after this hit — negative when refused, seconds until reset)."""
+        now = time.monotonic()
+        if now < self._down_until:
+            return None, 0
+        try:
+            allowed = await limiter.hit(policy.item, policy.name, client)
+            stats = await limiter.get_window_stats(policy.item, policy.name, client)
+        except Exception as error:
+            self._down_until = now + _RETRY_STORAGE_AFTER
+            metrics.rate_limiter_errors.inc()
+            if now - self._last_logged >= _LOG_EVERY:
+                self._last_logged = now
+                logger.warning(
+                    "rate-limit storage unreachable ({}): failing open", type(error).__name__
+                )
+            return None, 0
+        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        return (stats.remaining if allowed else -1), reset
+
+    def _client(self, scope: Scope, tokens: TokenService) -> str:
+        user = caller_from_headers(scope["headers"], tokens)
+        if user is not None:
+            return f"user:{user}"
+        return f"ip:{self._client_ip(scope)}"
+
+    def _client_ip(self, scope: Scope) -> str:
+        peer = scope.get("client")
+        address = peer[0] if peer else "unknown"
+        if not self.trusted or not self._is_trusted(address):
+            return address
+        forwarded = [
+            value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name == b"x-forwarded-for"
+        ]
+        hops = [hop.strip() for value in forwarded for hop in value.split(",") if hop.strip()]
+        # Walk from the nearest hop outwards; the first address we don't trust is the client.
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                return hop
+        return hops[0] if hops else address
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+
+async def _refuse(scope: Scope, send: Send, headers: list[tuple[bytes, bytes]], reset: int) -> None:
+    body = problem_body(
+        429, "rate_limited", "Too many requests; slow down and retry later.", scope["path"]
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(max(reset, 1)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _route_template(scope: Scope) -> str:
+    """The route template the path would match (computed for refusals only)."""
+    app = scope["app"]
+    templates = getattr(app.state, "route_templates", None)
+    if templates is None:
+        templates = []
+        for context in iter_route_contexts(app.routes):
+            path = getattr(context, "path", None)
+            if isinstance(path, str):
+                templates.append((compile_path(path)[0], path))
+        app.state.route_templates = templates
+    for pattern, template in templates:
+        if pattern.match(scope["path"]):
+            return str(template)
+    return "unmatched"

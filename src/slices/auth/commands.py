@@ -1,0 +1,63 @@
+"""`LogIn` and `Refresh`: exchange credentials (or a refresh token) for a token pair.
+
+An unknown e-mail and a wrong password give the same answer at the same cost: the password is
+verified against a dummy bcrypt hash when no user matches. Both read the write table on the
+primary (a just-created account can log in at once, even with a lagging replica).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.core.db import primary_reader
+from src.core.errors import InvalidCredentials, InvalidToken
+from src.core.security import PasswordHasher, TokenPair, TokenService
+from src.core.tables import users
+
+tracer = trace.get_tracer(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LogIn:
+    engine: AsyncEngine
+    hasher: PasswordHasher
+    tokens: TokenService
+
+    async def execute(self, email: str, password: str) -> TokenPair:
+        with tracer.start_as_current_span("auth.login") as span:
+            async with primary_reader(self.engine) as connection:
+                row = (
+                    await connection.execute(
+                        select(users.c.id, users.c.password_hash).where(
+                            users.c.email == email.strip().lower()
+                        )
+                    )
+                ).first()
+            stored_hash = row.password_hash if row is not None else None
+            if not await self.hasher.verify(password, stored_hash) or row is None:
+                span.set_attribute("auth.outcome", "invalid_credentials")
+                raise InvalidCredentials()
+            span.set_attribute("user.id", str(row.id))
+            return self.tokens.issue_pair(row.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    engine: AsyncEngine
+    tokens: TokenService
+
+    async def execute(self, refresh_token: str) -> TokenPair:
+        with tracer.start_as_current_span("auth.refresh") as span:
+            claims = self.tokens.decode(refresh_token, "refresh")
+            span.set_attribute("user.id", str(claims.subject))
+            async with primary_reader(self.engine) as connection:
+                exists = (
+                    await connection.execute(select(users.c.id).where(users.c.id == claims.subject))
+                ).first()
+            if exists is None:
+                raise InvalidToken()
+            return self.tokens.issue_pair(claims.subject)

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from src.core.errors import NotFound
+
+
+class ContentNotFound(NotFound):
+    code, detail = "content_not_found", "No content has this id."

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from src.core.cache import CacheStatus
+from src.core.errors import problem_responses
+from src.core.identity import CurrentPrincipal
+from src.core.resources import Resources, resources
+from src.slices.content.commands import CreateContent, DeleteContent, UpdateContent
+from src.slices.content.queries import GetContent, ListContent
+from src.slices.content.schemas import Content, ContentCreate, ContentPage, ContentUpdate
+
+router = APIRouter(prefix="/api/v1/content", tags=["content"])
+
+Res = Annotated[Resources, Depends(resources)]
+_STRING = {"type": "string"}
+_CACHE_STATUS = {
+    "Cache-Status": {
+        "description": "RFC 9211: `inkwell; hit`, `inkwell; fwd=miss` or `inkwell; fwd=bypass`",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _cached_json(body: bytes, cache_status: CacheStatus) -> Response:
+    value = "inkwell; hit" if cache_status == "hit" else f"inkwell; fwd={cache_status}"
+    return Response(body, media_type="application/json", headers={"Cache-Status": value})
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Content,
+    responses={
+        201: {
+            "headers": {
+                "Location": {"description": "The new content", "schema": {"type": "string"}}
+            }
+        },
+        **problem_responses(401, 422),
+    },
+)
+async def create_content(
+    body: ContentCreate, principal: CurrentPrincipal, res: Res, response: Response
+) -> Content:
+    content = await CreateContent(res.unit_of_work, res.cache).execute(principal, body)
+    response.headers["Location"] = f"/api/v1/content/{content.id}"
+    return content
+
+
+@router.get(
+    "",
+    response_model=ContentPage,
+    responses={200: {"headers": _CACHE_STATUS}, **problem_responses(422)},
+)
+async def list_content(
+    res: Res,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    author_id: uuid.UUID | None = None,
+) -> Response:
+    query = ListContent(
+        res.database.read_engine, res.cache, res.cursors, res.settings.content_cache_ttl_seconds
+    )
+    return _cached_json(*await query.execute(limit, cursor, author_id))
+
+
+@router.get(
+    "/{content_id}",
+    response_model=Content,
+    responses={200: {"headers": _CACHE_STATUS}, **problem_responses(404, 422)},
+)
+async def get_content(content_id: uuid.UUID, res: Res) -> Response:
+    query = GetContent(res.database.read_engine, res.cache, res.settings.content_cache_ttl_seconds)
+    return _cached_json(*await query.execute(content_id))
+
+
+@router.patch(
+    "/{content_id}", response_model=Content, responses=problem_responses(401, 403, 404, 422)
+)
+async def update_content(
+    content_id: uuid.UUID, body: ContentUpdate, principal: CurrentPrincipal, res: Res
+) -> Content:
+    return await UpdateContent(res.unit_of_work, res.cache).execute(principal, content_id, body)
+
+
+@router.delete(
+    "/{content_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def delete_content(content_id: uuid.UUID, principal: CurrentPrincipal, res: Res) -> Response:
+    await DeleteContent(res.unit_of_work, res.cache).execute(principal, content_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+
+from src.core.validation import MultiLine, SingleLine
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http or https URL")
+    if any(char.isspace() for char in value):
+        raise ValueError("must not contain whitespace")
+    return value
+
+
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200), SingleLine
+]
+Body = Annotated[str, StringConstraints(min_length=10, max_length=50_000), MultiLine]
+ImageUrl = Annotated[str, StringConstraints(max_length=2048), SingleLine, AfterValidator(_http_url)]
+
+
+class ContentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    content: Body
+    image: ImageUrl | None = None
+
+
+class ContentUpdate(BaseModel):
+    """Any of the fields; `image: null` removes the image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    content: Body | None = None
+    image: ImageUrl | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ContentUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of title, content, image")
+        if "title" in self.model_fields_set and self.title is None:
+            raise ValueError("title cannot be null")
+        if "content" in self.model_fields_set and self.content is None:
+            raise ValueError("content cannot be null")
+        return self
+
+
+class Author(BaseModel):
+    id: uuid.UUID
+    name: str
+    display_name: str
+
+
+class Content(BaseModel):
+    id: uuid.UUID
+    title: str
+    content: str
+    image: str | None
+    author: Author
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ContentPage(BaseModel):
+    items: list[Content]
+    next_cursor: str | None

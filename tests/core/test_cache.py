@@ -1,0 +1,104 @@
+"""The cache port's guarantees, with a backend that fails on demand."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from src.core.cache import Cache, CacheBackend, MemoryBackend, RedisBackend
+from tests.conftest import RUN_ID, Backend
+
+
+class FlakyBackend(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__(max_entries=100)
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConnectionRefusedError("cache down")
+
+    async def get(self, key: str) -> bytes | None:
+        self._check()
+        return await super().get(key)
+
+    async def reserve(self, key: str, token: str, ttl: int) -> None:
+        self._check()
+        await super().reserve(key, token, ttl)
+
+    async def invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
+        self._check()
+        await super().invalidate(keys, generations)
+
+
+def make_cache(backend: CacheBackend) -> tuple[Cache, list[str]]:
+    errors: list[str] = []
+    cache = Cache(
+        backend, name="test", count=lambda *_: None, count_error=errors.append, retry_after=0
+    )
+    return cache, errors
+
+
+def loader(value: bytes) -> Callable[[], Awaitable[bytes | None]]:
+    async def load() -> bytes | None:
+        return value
+
+    return load
+
+
+@pytest.fixture
+async def any_backend(backend: Backend) -> AsyncIterator[CacheBackend]:
+    """The in-process backend on the sqlite run, the Redis one on the postgres run."""
+    if backend.redis_url is None:
+        yield MemoryBackend(10)
+        return
+    client = Redis.from_url(backend.redis_url)
+    try:
+        yield RedisBackend(client, f"inkwell-test-{RUN_ID}:cache-unit:{uuid.uuid4().hex}:")
+    finally:
+        await client.aclose()
+
+
+async def test_a_fill_that_raced_an_invalidation_is_discarded(any_backend: CacheBackend) -> None:
+    cache, _ = make_cache(any_backend)
+
+    async def load_then_write() -> bytes | None:
+        # the row is read, then a writer commits and invalidates before the fill
+        await cache.invalidate("k")
+        return b"old"
+
+    value, status = await cache.get_or_load("c", "k", 60, load_then_write)
+    assert (value, status) == (b"old", "miss")
+    value, status = await cache.get_or_load("c", "k", 60, loader(b"new"))
+    assert (value, status) == (b"new", "miss")
+
+
+async def test_reads_fail_open_to_the_loader() -> None:
+    backend = FlakyBackend()
+    cache, errors = make_cache(backend)
+    backend.down = True
+    assert await cache.get_or_load("c", "k", 60, loader(b"db")) == (b"db", "bypass")
+    assert errors == ["get"]
+
+
+async def test_an_undelivered_invalidation_keeps_the_cache_bypassed_until_delivered() -> None:
+    backend = FlakyBackend()
+    cache, _ = make_cache(backend)
+    await cache.get_or_load("c", "k", 60, loader(b"v1"))
+    assert await cache.get_or_load("c", "k", 60, loader(b"v1")) == (b"v1", "hit")
+    backend.down = True
+    await cache.invalidate("k")  # the write's invalidation is lost for now
+    backend.down = False
+    # back up: the stale entry must not be served
+    assert await cache.get_or_load("c", "k", 60, loader(b"v2")) == (b"v2", "miss")
+
+
+@pytest.mark.parametrize("entries", [1, 3])
+async def test_memory_backend_is_bounded(entries: int) -> None:
+    backend = MemoryBackend(entries)
+    for i in range(10):
+        await backend.set(f"k{i}", b"x", 60)
+    assert [await backend.get(f"k{i}") for i in range(10)].count(b"x") == entries

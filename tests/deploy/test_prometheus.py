@@ -1,0 +1,77 @@
+"""Prometheus configuration and alert rules, checked and unit-tested by promtool."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.deploy.tools import ALERT_TESTS, ALERTS, PROMETHEUS_CONFIG, load_yaml, run, tool
+
+
+def test_prometheus_config_is_valid() -> None:
+    result = run(tool("promtool"), "check", "config", str(PROMETHEUS_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout
+
+
+def test_alert_rules_are_valid() -> None:
+    result = run(tool("promtool"), "check", "rules", str(ALERTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
+    broken = tmp_path / "rules.yml"
+    broken.write_text("groups:\n- name: x\n  rules:\n  - alert: X\n    expr: rate(up[5m] > 1\n")
+    result = run(tool("promtool"), "check", "rules", str(broken))
+    assert result.returncode != 0
+
+
+def test_alert_unit_tests_pass() -> None:
+    result = run(tool("promtool"), "test", "rules", str(ALERT_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_test_that_fires_it() -> None:
+    alerts = {
+        rule["alert"]
+        for group in load_yaml(ALERTS)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    fired = {
+        case["alertname"]
+        for test in load_yaml(ALERT_TESTS)["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    silent = {
+        case["alertname"]
+        for test in load_yaml(ALERT_TESTS)["tests"]
+        for case in test.get("alert_rule_test", [])
+        if not case.get("exp_alerts")
+    }
+    assert alerts - fired == set(), "alerts without a firing test"
+    assert alerts - silent == set(), "alerts without a test that they stay silent"
+
+
+def test_alerts_carry_severity_and_a_summary() -> None:
+    for group in load_yaml(ALERTS)["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+                assert rule["annotations"]["summary"], rule["alert"]
+                assert rule["annotations"]["description"], rule["alert"]
+
+
+def test_alerts_only_select_this_service() -> None:
+    """http_server_request_duration_seconds is a semantic-convention name other services
+    export too: every selector of the service's own series must be scoped to job="inkwell"."""
+    selector = re.compile(
+        r"(?<![\w:])(http_server_\w+|idempotency_\w+|cache_requests_\w+|up)(?![\w:(])(\{[^}]*\})?"
+    )
+    for group in load_yaml(ALERTS)["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule.get("record")
+            for match in selector.finditer(rule["expr"]):
+                matchers = match.group(2) or ""
+                assert 'job="inkwell"' in matchers, f"{name}: {match.group(0)}"

@@ -1,0 +1,112 @@
+"""Rate limiting: headers, 429s, per-client keys, auth routes, trusted proxies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.helpers import assert_problem, authed_user, signup_body
+
+
+async def test_limited_routes_carry_ratelimit_headers(make_client: Any) -> None:
+    async with make_client(rate_limit_enabled=True, rate_limit_default="5/minute") as client:
+        response = await client.get("/api/v1/users")
+    assert response.headers["ratelimit-policy"] == '"default";q=5;w=60'
+    policy, remaining, reset = response.headers["ratelimit"].split(";")
+    assert policy == '"default"'
+    assert remaining == "r=4"
+    assert 0 <= int(reset.removeprefix("t=")) <= 60
+
+
+async def test_over_the_limit_is_429_with_retry_after(make_client: Any) -> None:
+    async with make_client(rate_limit_enabled=True, rate_limit_default="3/minute") as client:
+        statuses = [(await client.get("/api/v1/users")).status_code for _ in range(3)]
+        refused = await client.get("/api/v1/content")
+        metrics = (await client.get("/metrics")).text
+    assert statuses == [200, 200, 200]
+    assert_problem(refused, 429, "rate_limited")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["ratelimit"].startswith('"default";r=0;')
+    assert 'rate_limited_requests_total{http_route="/api/v1/content"} 1.0' in metrics
+
+
+async def test_route_label_is_the_template_not_the_raw_path(make_client: Any) -> None:
+    async with make_client(rate_limit_enabled=True, rate_limit_default="1/minute") as client:
+        await client.get("/api/v1/users")
+        await client.get("/api/v1/users/6b3a4bd4-6d5f-4bd1-9d31-1a8a6a7a9f00")
+        metrics = (await client.get("/metrics")).text
+    assert 'rate_limited_requests_total{http_route="/api/v1/users/{user_id}"} 1.0' in metrics
+    assert "6b3a4bd4" not in metrics
+
+
+async def test_auth_routes_use_the_auth_limit(make_client: Any) -> None:
+    async with make_client(
+        rate_limit_enabled=True, rate_limit_default="100/minute", rate_limit_auth="2/minute"
+    ) as client:
+        responses = [
+            await client.post("/api/v1/auth/login", json={"email": "a@b.co", "password": "x" * 8})
+            for _ in range(3)
+        ]
+        other = await client.get("/api/v1/users")
+    assert [r.status_code for r in responses] == [401, 401, 429]
+    assert responses[0].headers["ratelimit-policy"] == '"auth";q=2;w=60'
+    assert other.status_code == 200
+
+
+async def test_probes_metrics_and_docs_are_never_limited(make_client: Any) -> None:
+    async with make_client(rate_limit_enabled=True, rate_limit_default="1/minute") as client:
+        for path in ("/health", "/ready", "/metrics", "/openapi.json"):
+            for _ in range(3):
+                response = await client.get(path)
+                assert response.status_code == 200, path
+                assert "ratelimit" not in response.headers
+
+
+async def test_authenticated_users_have_their_own_budget(make_client: Any) -> None:
+    async with make_client(
+        rate_limit_enabled=True, rate_limit_default="2/minute", rate_limit_auth="100/minute"
+    ) as client:
+        alice, bob = await authed_user(client), await authed_user(client)
+        alice_statuses = [
+            (await client.get("/api/v1/users/me", headers=alice["headers"])).status_code
+            for _ in range(3)
+        ]
+        bob_status = (await client.get("/api/v1/users/me", headers=bob["headers"])).status_code
+    assert alice_statuses == [200, 200, 429]
+    assert bob_status == 200
+
+
+async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(
+    make_client: Any,
+) -> None:
+    async with make_client(rate_limit_enabled=True, rate_limit_default="1/minute") as client:
+        first = await client.get("/api/v1/users", headers={"X-Forwarded-For": "198.51.100.1"})
+        spoofed = await client.get("/api/v1/users", headers={"X-Forwarded-For": "198.51.100.2"})
+    assert first.status_code == 200
+    assert spoofed.status_code == 429
+
+
+async def test_forwarded_for_from_a_trusted_proxy_names_the_client(make_client: Any) -> None:
+    async with make_client(
+        rate_limit_enabled=True, rate_limit_default="1/minute", trusted_proxies=["127.0.0.0/8"]
+    ) as client:
+        first = await client.get("/api/v1/users", headers={"X-Forwarded-For": "198.51.100.1"})
+        second = await client.get("/api/v1/users", headers={"X-Forwarded-For": "198.51.100.2"})
+        again = await client.get("/api/v1/users", headers={"X-Forwarded-For": "198.51.100.1"})
+    assert (first.status_code, second.status_code, again.status_code) == (200, 200, 429)
+
+
+async def test_a_429_does_not_consume_an_idempotency_key(make_client: Any) -> None:
+    async with make_client(rate_limit_enabled=True, rate_limit_auth="1/minute") as client:
+        await client.post("/api/v1/auth/login", json={"email": "a@b.co", "password": "x" * 8})
+        refused = await client.post(
+            "/api/v1/signup", json=signup_body(), headers={"Idempotency-Key": "k"}
+        )
+    assert_problem(refused, 429, "rate_limited")
+    assert "idempotent-replayed" not in refused.headers
+
+
+async def test_disabled_limiter_sends_no_headers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/users")
+    assert "ratelimit" not in response.headers

@@ -1,0 +1,60 @@
+"""Stairway test: every revision upgrades, downgrades and upgrades again, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from src.cli import alembic_config
+from src.core.tables import metadata
+from tests.conftest import Backend, _create_database, _drop_database
+
+
+@pytest.fixture
+async def empty_database_url(backend: Backend, tmp_path: Path) -> AsyncIterator[str]:
+    if not backend.is_postgres:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'stairway.db'}"
+        return
+    name = f"inkwell_stairway_{uuid.uuid4().hex[:10]}"
+    url = await _create_database(name)
+    try:
+        yield url
+    finally:
+        await _drop_database(name)
+
+
+def _revisions(url: str) -> list[tuple[str, str]]:
+    script = ScriptDirectory.from_config(alembic_config(url))
+    ordered = list(reversed(list(script.walk_revisions())))
+    return [(r.revision, r.down_revision or "base") for r in ordered]  # type: ignore[misc]
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda c: inspect(c).get_table_names())
+    finally:
+        await engine.dispose()
+    return set(names) - {"alembic_version"}
+
+
+async def test_stairway_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
+    config = alembic_config(empty_database_url)
+    revisions = _revisions(empty_database_url)
+    assert revisions, "no migrations found"
+    for revision, previous in revisions:
+        await asyncio.to_thread(command.upgrade, config, revision)
+        await asyncio.to_thread(command.downgrade, config, previous)
+        await asyncio.to_thread(command.upgrade, config, revision)
+    assert await _tables(empty_database_url) == set(metadata.tables)
+    await asyncio.to_thread(command.downgrade, config, "base")
+    assert await _tables(empty_database_url) == set()
