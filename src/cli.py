@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -28,7 +30,27 @@ def migrate(database_url: str, revision: str = "head") -> None:
     alembic_command.upgrade(alembic_config(database_url), revision)
 
 
+def prepare_multiprocess_metrics(settings: Settings) -> None:
+    """With several workers, make prometheus-client aggregate them through a shared folder.
+
+    prometheus-client decides at import time, from `PROMETHEUS_MULTIPROC_DIR` in the process
+    environment, whether samples go to files; the workers inherit the variable from here. The
+    folder is emptied first: files left by an earlier run would be counted again.
+    """
+    folder = settings.prometheus_multiproc_dir
+    if folder is None and settings.web_concurrency > 1:
+        folder = tempfile.mkdtemp(prefix="inkwell-metrics-")
+    if folder is None:
+        return
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
 def serve(settings: Settings) -> None:
+    prepare_multiprocess_metrics(settings)
     if settings.is_sqlite and settings.database_url == settings.effective_read_database_url:
         # The embedded default migrates itself; real databases are migrated by `inkwell migrate`
         # (a Kubernetes Job / compose service), never by every replica racing at start-up.

@@ -1,8 +1,8 @@
 """`create_app(settings)`: wiring only — middleware order, routers, lifespan.
 
 Request path (outermost first):
-  request context (ids, access line, metrics, last-resort errors) → security headers
-  → body limit → CORS → rate limit → idempotency → router → use case.
+  OpenTelemetry server span → request context (ids, access line, metrics, last-resort errors)
+  → security headers → body limit → CORS → rate limit → idempotency → router → use case.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from src.middleware.request_context import RequestContextMiddleware
 from src.middleware.security_headers import BodyLimitMiddleware, SecurityHeadersMiddleware
 from src.observability.logging import configure_logging
 from src.observability.metrics import Metrics
+from src.observability.tracing import Tracing
 from src.probes import router as probes
 from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
 from src.settings import Settings
@@ -89,15 +90,19 @@ def create_app(
     settings = settings or Settings()
     lifecycle = lifecycle or process_lifecycle
     configure_logging(settings.log_level, settings.effective_log_format)
+    tracing = Tracing(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings)
+        tracing.start(database.engines.values())
         metrics = Metrics(settings.prometheus_multiproc_dir)
         for role, engine in database.engines.items():
             metrics.watch_pool(role, engine)
         hasher = PasswordHasher(settings.bcrypt_rounds, settings.hash_concurrency)
         redis = build_redis(settings)
+        if redis is not None:
+            tracing.instrument_redis(redis)
         app.state.resources = Resources(
             settings=settings,
             database=database,
@@ -123,6 +128,8 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
             await database.dispose()
+            metrics.close()
+            await tracing.shutdown()
 
     app = FastAPI(
         title="Inkwell",
@@ -132,6 +139,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.lifecycle = lifecycle
+    app.state.tracing = tracing
     install_error_handlers(app)
 
     app.include_router(probes.router)
@@ -169,6 +177,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    tracing.instrument_app(app)  # the server span wraps the whole stack
     return app
 
 

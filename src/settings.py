@@ -69,6 +69,11 @@ class Settings(BaseSettings):
 
     prometheus_multiproc_dir: str | None = None
 
+    # Traces are exported over OTLP/HTTP only when one of these is set; the OpenTelemetry SDK
+    # reads its other standard variables (OTEL_TRACES_SAMPLER, OTEL_EXPORTER_OTLP_HEADERS, …).
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
@@ -100,6 +105,15 @@ class Settings(BaseSettings):
         if self.log_format:
             return self.log_format
         return "pretty" if self.app_env == "development" else "json"
+
+    @property
+    def otlp_traces_endpoint(self) -> str | None:
+        """The OTLP/HTTP traces URL: the signal-specific one as is, else `<base>/v1/traces`."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
     @property
     def is_sqlite(self) -> bool:

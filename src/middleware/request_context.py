@@ -65,12 +65,14 @@ class RequestContextMiddleware:
         ]
         request_token = request_id_var.set(request_id)
         correlation_token = correlation_id_var.set(correlation_id)
+        state = scope["app"].state if "app" in scope else None
+        tracing = getattr(state, "tracing", None)
+        tracer_token = tracing.bind() if tracing is not None else None
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attribute("inkwell.request_id", request_id)
             span.set_attribute("inkwell.correlation_id", correlation_id)
 
-        state = scope["app"].state if "app" in scope else None
         resources = getattr(state, "resources", None)
         metrics = resources.metrics if resources is not None else None
         status = 500
@@ -99,6 +101,8 @@ class RequestContextMiddleware:
             if metrics is not None:
                 metrics.active_requests.dec()
             self._record(scope, status, duration, metrics)
+            if tracing is not None:
+                tracing.unbind(tracer_token)
             request_id_var.reset(request_token)
             correlation_id_var.reset(correlation_token)
 
@@ -133,7 +137,8 @@ class RequestContextMiddleware:
         if metrics is not None:
             context = trace.get_current_span().get_span_context()
             exemplar = None
-            if context.is_valid and not metrics.multiprocess:
+            # Only a sampled trace was exported, so only it is worth jumping to.
+            if context.is_valid and context.trace_flags.sampled and not metrics.multiprocess:
                 exemplar = {"trace_id": format(context.trace_id, "032x")}
             metrics.request_duration.labels(method, route, str(status)).observe(
                 duration, exemplar=exemplar

@@ -93,19 +93,21 @@ class _InterceptHandler(logging.Handler):
         )
 
 
+def _write_stdout(message: str) -> None:
+    # Looked up at every write, so a replaced sys.stdout (test capture) is followed; flushed
+    # at once, so lines are not held back in a buffer when stdout is a pipe.
+    stream = sys.stdout
+    stream.write(message)
+    stream.flush()
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """(Re)configure the process's logging. Safe to call more than once."""
     logger.remove()
     logger.configure(patcher=_patch)
     if fmt == "json":
-        logger.add(
-            sys.stdout,
-            level=level,
-            format=_json_sink_format,
-            backtrace=False,
-            diagnose=False,
-            colorize=False,
-        )
+        logger.add(_write_stdout, level=level, format=_json_sink_format, backtrace=False,
+                   diagnose=False, colorize=False)  # fmt: skip
     else:
         logger.add(sys.stderr, level=level, format=_PRETTY, backtrace=False, diagnose=False)
     logging.basicConfig(

@@ -8,10 +8,13 @@ available in that mode (a prometheus-client limitation).
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -37,6 +40,8 @@ HTTP_DURATION_BUCKETS = (
 class Metrics:
     def __init__(self, multiprocess_dir: str | None = None) -> None:
         self.multiprocess = bool(multiprocess_dir)
+        self._multiprocess_dir = multiprocess_dir
+        self._pool_updates: list[Callable[[], None]] = []
         self.registry = CollectorRegistry(auto_describe=True)
         registry = None if self.multiprocess else self.registry
         self.request_duration = Histogram(
@@ -95,18 +100,40 @@ class Metrics:
             MultiProcessCollector(self.registry, path=multiprocess_dir)
 
     def watch_pool(self, role: str, engine: AsyncEngine) -> None:
-        """Keep `db_pool_connections{engine=role}` current from the pool's own events."""
+        """Keep `db_pool_connections{engine=role}` current from the pool's own events.
+
+        The pool fires `checkin` before the connection is back in its queue, so the figures
+        are read once the event has run (on the next turn of the event loop), and again at
+        every scrape.
+        """
         pool = engine.sync_engine.pool
         checked_out = self.db_pool_connections.labels(engine=role, state="checked_out")
         idle = self.db_pool_connections.labels(engine=role, state="idle")
 
-        def update(*_: Any) -> None:
+        def update() -> None:
             status_out = getattr(pool, "checkedout", None)
             status_in = getattr(pool, "checkedin", None)
             if status_out is not None and status_in is not None:
                 checked_out.set(status_out())
                 idle.set(status_in())
 
+        def soon(*_: Any) -> None:
+            try:
+                asyncio.get_running_loop().call_soon(update)
+            except RuntimeError:  # used outside an event loop (migrations, CLI)
+                update()
+
         for name in ("checkout", "checkin", "connect", "close", "invalidate"):
-            event.listen(pool, name, update)
+            event.listen(pool, name, soon)
+        self._pool_updates.append(update)
         update()
+
+    def refresh(self) -> None:
+        """Bring the figures read from elsewhere (pools) up to date; called at each scrape."""
+        for update in self._pool_updates:
+            update()
+
+    def close(self) -> None:
+        """In multiprocess mode, drop this worker's live gauges (active requests, pools)."""
+        if self._multiprocess_dir:
+            mark_process_dead(os.getpid(), self._multiprocess_dir)

@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 from fastapi import APIRouter, Request
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,11 +53,12 @@ async def ready(request: Request) -> JSONResponse:
     settings = res.settings
     timeout = settings.ready_check_timeout_seconds
     redis = res.redis
-    database, read_database, redis_check = await asyncio.gather(
-        _timed(_ping_database(res.database.write_engine), timeout),
-        _timed(_ping_database(res.database.read_engine), timeout),
-        _timed(redis.ping(), timeout) if redis is not None else _skipped(),
-    )
+    with suppress_instrumentation():  # probes are polled every few seconds: no SQL/Redis spans
+        database, read_database, redis_check = await asyncio.gather(
+            _timed(_ping_database(res.database.write_engine), timeout),
+            _timed(_ping_database(res.database.read_engine), timeout),
+            _timed(redis.ping(), timeout) if redis is not None else _skipped(),
+        )
     checks: dict[str, Check] = {
         "database": database,
         "read_database": read_database,
@@ -77,7 +79,11 @@ async def ready(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     res: Resources = request.app.state.resources
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    body = encoder(res.metrics.registry)
+    res.metrics.refresh()
+    if res.metrics.multiprocess:  # reads every worker's files: keep that off the event loop
+        body = await asyncio.to_thread(encoder, res.metrics.registry)
+    else:
+        body = encoder(res.metrics.registry)
     return Response(body, media_type=None, headers={"Content-Type": content_type})
 
 
