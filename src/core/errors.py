@@ -338,6 +338,16 @@ _HTTP_CODES = {
 
 async def _http_exception(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400:
+        # FastAPI's answer to a body it cannot decode (not UTF-8, a broken form): a malformed
+        # body is a 422 validation_error like malformed JSON, never a bare 400.
+        return problem_response(
+            422,
+            "validation_error",
+            "The request body could not be decoded.",
+            _instance(request),
+            extra={"errors": [{"pointer": "", "detail": "The body could not be decoded."}]},
+        )
     code, detail = _HTTP_CODES.get(error.status_code, ("http_error", str(error.detail)))
     if error.status_code >= 500:
         code = "internal_error"
