@@ -7,7 +7,10 @@ sent in-process through schemathesis' ASGI transport, on both backends. Each ans
 * never be a 5xx (`not_a_server_error`);
 * carry a status code the schema documents for the operation (`status_code_conformance`);
 * carry a documented content type — problem+json for errors (`content_type_conformance`);
-* match the documented response schema (`response_schema_conformance`, headers included).
+* match the documented response schema (`response_schema_conformance`, headers included);
+* refuse what the schema says is invalid (`negative_data_rejection`), refuse a protected
+  operation without its credentials (`ignored_auth`), and not serve a deleted resource
+  (`use_after_free`).
 
 The caller is authenticated most of the time (as the author, as another user, or anonymous), so
 the protected routes are reached, and path ids point at a real user or content item every other
@@ -33,9 +36,12 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    use_after_free,
 )
 
 from src.main import create_app
@@ -51,6 +57,9 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
     response_headers_conformance,
+    negative_data_rejection,
+    ignored_auth,
+    use_after_free,
 ]
 CONFIG = schemathesis.Config.from_dict(
     {
