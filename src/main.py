@@ -19,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from src import __version__
 from src.core.cache import Cache, CacheBackend, MemoryBackend, RedisBackend
 from src.core.db import Database
-from src.core.errors import install_error_handlers
+from src.core.errors import install_error_handlers, install_openapi
 from src.core.events import EventDispatcher
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
@@ -141,6 +141,7 @@ def create_app(
     app.state.lifecycle = lifecycle
     app.state.tracing = tracing
     install_error_handlers(app)
+    install_openapi(app)
 
     app.include_router(probes.router)
     app.include_router(signup.router)

@@ -27,6 +27,11 @@ def _check_text(value: str, *, multiline: bool) -> str:
     return value
 
 
+def is_storable(value: str) -> bool:
+    """Whether every database can store `value`: encodable as UTF-8 and free of NUL."""
+    return "\x00" not in value and not any(unicodedata.category(char) == "Cs" for char in value)
+
+
 def _single_line(value: str) -> str:
     return _check_text(value, multiline=False)
 

@@ -19,7 +19,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from src import __version__
 from src.core.resources import Resources
@@ -75,7 +75,15 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics (OpenMetrics when asked for)")
+_EXPOSITION = {"schema": {"type": "string"}}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (OpenMetrics when asked for)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/openmetrics-text": _EXPOSITION}}},
+)
 async def metrics(request: Request) -> Response:
     res: Resources = request.app.state.resources
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))

@@ -17,6 +17,7 @@ from src.core.db import primary_reader
 from src.core.errors import InvalidCredentials, InvalidToken
 from src.core.security import PasswordHasher, TokenPair, TokenService
 from src.core.tables import users
+from src.core.validation import is_storable
 
 tracer = trace.get_tracer(__name__)
 
@@ -29,14 +30,19 @@ class LogIn:
 
     async def execute(self, email: str, password: str) -> TokenPair:
         with tracer.start_as_current_span("auth.login") as span:
-            async with primary_reader(self.engine) as connection:
-                row = (
-                    await connection.execute(
-                        select(users.c.id, users.c.password_hash).where(
-                            users.c.email == email.strip().lower()
+            address = email.strip().lower()
+            row = None
+            # No account can have an address the database cannot even store (a NUL, a lone
+            # surrogate): that is an unknown e-mail, not a query for PostgreSQL to choke on.
+            if is_storable(address):
+                async with primary_reader(self.engine) as connection:
+                    row = (
+                        await connection.execute(
+                            select(users.c.id, users.c.password_hash).where(
+                                users.c.email == address
+                            )
                         )
-                    )
-                ).first()
+                    ).first()
             stored_hash = row.password_hash if row is not None else None
             if not await self.hasher.verify(password, stored_hash) or row is None:
                 span.set_attribute("auth.outcome", "invalid_credentials")

@@ -6,7 +6,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "ada@example.com", "password": "correct horse battery"}]
+        },
+    )
 
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024)

@@ -27,7 +27,18 @@ ImageUrl = Annotated[str, StringConstraints(max_length=2048), SingleLine, AfterV
 
 
 class ContentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Notes on the Analytical Engine",
+                    "content": "It might act upon other things besides number.",
+                    "image": "https://example.com/engine.png",
+                }
+            ]
+        },
+    )
 
     title: Title
     content: Body
@@ -37,7 +48,10 @@ class ContentCreate(BaseModel):
 class ContentUpdate(BaseModel):
     """Any of the fields; `image: null` removes the image."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"title": "Notes, revised"}, {"image": None}]},
+    )
 
     title: Title | None = None
     content: Body | None = None

@@ -15,7 +15,22 @@ PhoneNumber = Annotated[
 
 
 class SignUpRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Ada Lovelace",
+                    "email": "ada@example.com",
+                    "password": "correct horse battery",
+                    "display_name": "Ada",
+                    "phone_number": "+2348012345678",
+                    "country": "United Kingdom",
+                    "state": "London",
+                }
+            ]
+        },
+    )
 
     name: PersonName
     email: EmailStr = Field(max_length=320)
