@@ -119,6 +119,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.resources.cache.close()
             hasher.close()
             if redis is not None:
                 await redis.aclose()

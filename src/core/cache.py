@@ -14,12 +14,15 @@ When Redis is unreachable the cache degrades to "always miss" (the database serv
 after a failure it is not tried again for `retry_after` seconds, so an outage costs at most
 one timeout per interval. An invalidation that could not be delivered is remembered; until it
 has been delivered, this process bypasses the cache, so no stale entry is served once Redis
-returns.
+returns. A background task retries it every `retry_after` seconds, so other processes sharing
+Redis stop serving the old entry within about a second of Redis returning, even when the
+writing process gets no further traffic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections import OrderedDict
@@ -173,6 +176,7 @@ class Cache:
         self._down_until = 0.0
         self._pending = _PendingInvalidation(set(), set())
         self._flights: dict[str, asyncio.Future[bytes | None]] = {}
+        self._retrier: asyncio.Task[None] | None = None
 
     # --- reads --------------------------------------------------------------------------
 
@@ -268,6 +272,28 @@ class Cache:
         self._pending.keys.update(keys)
         self._pending.generations.update(generations)
         if time.monotonic() >= self._down_until:
+            await self._deliver_pending()
+        if self._has_pending() and (self._retrier is None or self._retrier.done()):
+            self._retrier = asyncio.get_running_loop().create_task(self._retry_pending())
+
+    async def _retry_pending(self) -> None:
+        """Deliver held invalidations as soon as the backend answers again."""
+        while self._has_pending():
+            await asyncio.sleep(max(self._down_until - time.monotonic(), 0.0) + 0.01)
+            if time.monotonic() >= self._down_until:
+                await self._deliver_pending()
+
+    def _has_pending(self) -> bool:
+        return bool(self._pending.keys or self._pending.generations)
+
+    async def close(self) -> None:
+        """Stop retrying; one last delivery attempt for what is still held."""
+        if self._retrier is not None:
+            self._retrier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrier
+            self._retrier = None
+        if self._has_pending():
             await self._deliver_pending()
 
     async def _deliver_pending(self) -> bool:
