@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_command_timeout_seconds: float | None = Field(default=30.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
 
     redis_url: str | None = None
