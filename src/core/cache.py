@@ -166,6 +166,7 @@ class Cache:
         count_error: Callable[[str], None],
         retry_after: float = 1.0,
         fill_window: int = 30,
+        reinvalidate_after: float = 0.0,
     ) -> None:
         self.backend = backend
         self.kind = name
@@ -177,6 +178,8 @@ class Cache:
         self._pending = _PendingInvalidation(set(), set())
         self._flights: dict[str, asyncio.Future[bytes | None]] = {}
         self._retrier: asyncio.Task[None] | None = None
+        self._reinvalidate_after = reinvalidate_after
+        self._echoes: set[asyncio.Task[None]] = set()
 
     # --- reads --------------------------------------------------------------------------
 
@@ -268,7 +271,23 @@ class Cache:
     # --- writes (after commit) ----------------------------------------------------------
 
     async def invalidate(self, *keys: str, generations: tuple[str, ...] = ()) -> None:
-        """Drop `keys` and bump `generations`. Never raises; undelivered work is retried."""
+        """Drop `keys` and bump `generations`. Never raises; undelivered work is retried.
+
+        With `reinvalidate_after` (reads served by a lagging replica) the same keys are
+        invalidated once more that many seconds later: a reader that refilled them from a
+        replica which had not yet replayed the write cannot keep the old value cached.
+        """
+        await self._invalidate(keys, generations)
+        if self._reinvalidate_after > 0:
+            echo = asyncio.get_running_loop().create_task(self._echo(keys, generations))
+            self._echoes.add(echo)
+            echo.add_done_callback(self._echoes.discard)
+
+    async def _echo(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
+        await asyncio.sleep(self._reinvalidate_after)
+        await self._invalidate(keys, generations)
+
+    async def _invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
         self._pending.keys.update(keys)
         self._pending.generations.update(generations)
         if time.monotonic() >= self._down_until:
@@ -288,6 +307,8 @@ class Cache:
 
     async def close(self) -> None:
         """Stop retrying; one last delivery attempt for what is still held."""
+        for echo in list(self._echoes):
+            echo.cancel()
         if self._retrier is not None:
             self._retrier.cancel()
             with contextlib.suppress(asyncio.CancelledError):

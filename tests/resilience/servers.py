@@ -86,7 +86,6 @@ class PostgresServer:
             listen_addresses="'127.0.0.1'",
             unix_socket_directories=f"'{root}'",
             fsync="off",
-            synchronous_commit="off",
             full_page_writes="off",
             max_connections="100",
             wal_level="replica",
