@@ -77,7 +77,9 @@ async def _rebuild(settings: Settings, check: bool) -> int:
     from src.core.db import create_engine
     from src.read_models import rebuild_read_models
 
-    engine = create_engine(settings.database_url, settings, "write")
+    # Set-based rebuilds of large tables may legitimately run longer than a request may.
+    unbounded = settings.model_copy(update={"db_command_timeout_seconds": None})
+    engine = create_engine(settings.database_url, unbounded, "write")
     try:
         report = await rebuild_read_models(engine, check=check)
     finally:

@@ -78,6 +78,10 @@ def build_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> Ca
         name="redis" if redis is not None else "memory",
         count=lambda cache, result: metrics.cache_requests.labels(cache, result).inc(),
         count_error=lambda operation: metrics.cache_errors.labels("redis", operation).inc(),
+        # Reads from a replica may refill a key before the replica has replayed the write.
+        reinvalidate_after=settings.cache_reinvalidate_seconds
+        if settings.reads_from_replica
+        else 0.0,
     )
 
 
@@ -124,6 +128,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.resources.cache.close()
             hasher.close()
             if redis is not None:
                 await redis.aclose()

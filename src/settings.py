@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_command_timeout_seconds: float | None = Field(default=30.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
 
     redis_url: str | None = None
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
 
     content_cache_ttl_seconds: int = Field(default=600, ge=1)
     content_cache_max_entries: int = Field(default=10_000, ge=1)
+    cache_reinvalidate_seconds: float = Field(default=5.0, ge=0)
 
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
     idempotency_lock_seconds: int = Field(default=60, gt=0)
@@ -99,6 +101,10 @@ class Settings(BaseSettings):
     @property
     def effective_read_database_url(self) -> str:
         return self.read_database_url or self.database_url
+
+    @property
+    def reads_from_replica(self) -> bool:
+        return self.effective_read_database_url != self.database_url
 
     @property
     def effective_log_format(self) -> str:

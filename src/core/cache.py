@@ -14,12 +14,15 @@ When Redis is unreachable the cache degrades to "always miss" (the database serv
 after a failure it is not tried again for `retry_after` seconds, so an outage costs at most
 one timeout per interval. An invalidation that could not be delivered is remembered; until it
 has been delivered, this process bypasses the cache, so no stale entry is served once Redis
-returns.
+returns. A background task retries it every `retry_after` seconds, so other processes sharing
+Redis stop serving the old entry within about a second of Redis returning, even when the
+writing process gets no further traffic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections import OrderedDict
@@ -163,6 +166,7 @@ class Cache:
         count_error: Callable[[str], None],
         retry_after: float = 1.0,
         fill_window: int = 30,
+        reinvalidate_after: float = 0.0,
     ) -> None:
         self.backend = backend
         self.kind = name
@@ -173,6 +177,9 @@ class Cache:
         self._down_until = 0.0
         self._pending = _PendingInvalidation(set(), set())
         self._flights: dict[str, asyncio.Future[bytes | None]] = {}
+        self._retrier: asyncio.Task[None] | None = None
+        self._reinvalidate_after = reinvalidate_after
+        self._echoes: set[asyncio.Task[None]] = set()
 
     # --- reads --------------------------------------------------------------------------
 
@@ -264,10 +271,50 @@ class Cache:
     # --- writes (after commit) ----------------------------------------------------------
 
     async def invalidate(self, *keys: str, generations: tuple[str, ...] = ()) -> None:
-        """Drop `keys` and bump `generations`. Never raises; undelivered work is retried."""
+        """Drop `keys` and bump `generations`. Never raises; undelivered work is retried.
+
+        With `reinvalidate_after` (reads served by a lagging replica) the same keys are
+        invalidated once more that many seconds later: a reader that refilled them from a
+        replica which had not yet replayed the write cannot keep the old value cached.
+        """
+        await self._invalidate(keys, generations)
+        if self._reinvalidate_after > 0:
+            echo = asyncio.get_running_loop().create_task(self._echo(keys, generations))
+            self._echoes.add(echo)
+            echo.add_done_callback(self._echoes.discard)
+
+    async def _echo(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
+        await asyncio.sleep(self._reinvalidate_after)
+        await self._invalidate(keys, generations)
+
+    async def _invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
         self._pending.keys.update(keys)
         self._pending.generations.update(generations)
         if time.monotonic() >= self._down_until:
+            await self._deliver_pending()
+        if self._has_pending() and (self._retrier is None or self._retrier.done()):
+            self._retrier = asyncio.get_running_loop().create_task(self._retry_pending())
+
+    async def _retry_pending(self) -> None:
+        """Deliver held invalidations as soon as the backend answers again."""
+        while self._has_pending():
+            await asyncio.sleep(max(self._down_until - time.monotonic(), 0.0) + 0.01)
+            if time.monotonic() >= self._down_until:
+                await self._deliver_pending()
+
+    def _has_pending(self) -> bool:
+        return bool(self._pending.keys or self._pending.generations)
+
+    async def close(self) -> None:
+        """Stop retrying; one last delivery attempt for what is still held."""
+        for echo in list(self._echoes):
+            echo.cancel()
+        if self._retrier is not None:
+            self._retrier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrier
+            self._retrier = None
+        if self._has_pending():
             await self._deliver_pending()
 
     async def _deliver_pending(self) -> bool:

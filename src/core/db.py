@@ -59,6 +59,9 @@ def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine
     if url.startswith("postgresql+asyncpg"):
         options["connect_args"] = {
             "timeout": settings.db_connect_timeout_seconds,
+            # A statement that gets no answer (a network partition leaves the socket open)
+            # fails after this long instead of hanging the request; it also bounds pre-ping.
+            "command_timeout": settings.db_command_timeout_seconds,
             "server_settings": {"application_name": f"{settings.service_name}-{role}"},
         }
     return create_async_engine(url, **options)

@@ -46,7 +46,11 @@ def install_sigterm_drain(lifecycle: Lifecycle, drain_seconds: float) -> None:
             server_handler(sig, frame)
             return
         lifecycle.draining = True
-        logger.info("SIGTERM: draining for {}s before shutdown", drain_seconds)
+        # Not logged here: a signal handler may interrupt a log call in progress, and the
+        # logger refuses re-entry (an error and a traceback instead of the line).
+        loop.call_soon_threadsafe(
+            logger.info, "SIGTERM: draining for {}s before shutdown", drain_seconds
+        )
         loop.call_soon_threadsafe(loop.call_later, drain_seconds, server_handler, sig, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
