@@ -70,6 +70,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bcrypt-rounds", type=int, default=12)
     parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--rate-limit",
+        choices=("on", "off"),
+        default="on",
+        help="on: the limiter runs with an unreachable limit; off: RATE_LIMIT_ENABLED=false",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench.json")
     return parser.parse_args()
 
@@ -307,7 +313,7 @@ def main() -> int:
             "DATABASE_URL": url,
             "REDIS_URL": REDIS_URL,
             "REDIS_KEY_PREFIX": REDIS_PREFIX,
-            "RATE_LIMIT_ENABLED": "true",
+            "RATE_LIMIT_ENABLED": "true" if args.rate_limit == "on" else "false",
             "RATE_LIMIT_DEFAULT": UNREACHABLE_LIMIT,
             "RATE_LIMIT_AUTH": UNREACHABLE_LIMIT,
             "BCRYPT_ROUNDS": str(args.bcrypt_rounds),
@@ -318,7 +324,13 @@ def main() -> int:
         },
         scratch / "server.log",
     )
-    results: dict[str, Any] = {"machine": machine(), "tool": tool, "runs": {}}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "tool": tool,
+        "connections": args.connections,
+        "rate_limit": args.rate_limit,
+        "runs": {},
+    }
     runs: dict[str, list[dict[str, Any]]] = {"ceiling": [], "content": [], "user": [], "list": []}
     start_all(ceiling, inkwell)
     try:
@@ -379,7 +391,7 @@ def main() -> int:
         f"{results['machine']['date']} · commit {results['machine']['commit']} · "
         f"{cores} cores ({results['machine']['cpu_model']}), "
         f"{results['machine']['memory_gib']} GiB · {tool}, {args.connections} connections, "
-        f"{args.duration:g} s × {args.rounds} rounds (medians)"
+        f"{args.duration:g} s × {args.rounds} rounds (medians), rate limiting {args.rate_limit}"
     )
     print()
     print(
