@@ -415,7 +415,7 @@ def main() -> int:
         f"| {'target':<46} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'ratio':>6} | "
         f"{'budget':<10} |"
     )
-    print(f"|{'-' * 48}|{'-' * 10}:|{'-' * 8}:|{'-' * 8}:|{'-' * 7}:|{'-' * 12}|")
+    print(f"|{'-' * 48}|{'-' * 9}:|{'-' * 8}:|{'-' * 8}:|{'-' * 7}:|{'-' * 12}|")
     failed_requests = 0
     for row in rows:
         failed_requests += row["errors"] or 0
