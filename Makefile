@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast lint format typecheck install install-dev lock migrate clean
+.PHONY: help run test test-fast lint format typecheck install install-dev lock migrate clean \
+	loadtest bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +54,28 @@ format: install-dev ## apply ruff's fixes and formatting
 lock: install-dev ## re-resolve the lock files from pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
+
+# make loadtest LOADTEST_USERS=50 LOADTEST_TIME=5m LOADTEST_P95_MS=200
+LOADTEST_USERS       ?= 20
+LOADTEST_SPAWN_RATE  ?= 5
+LOADTEST_TIME        ?= 1m
+LOADTEST_P95_MS      ?= 500
+LOADTEST_BACKEND     ?= auto
+LOADTEST_BCRYPT_ROUNDS ?= 12
+
+loadtest: install-dev ## Locust against a local server; fails on any error or p95 > LOADTEST_P95_MS
+	$(BIN)/python loadtests/run.py --users $(LOADTEST_USERS) --spawn-rate $(LOADTEST_SPAWN_RATE) \
+		--time $(LOADTEST_TIME) --p95-ms $(LOADTEST_P95_MS) --backend $(LOADTEST_BACKEND) \
+		--bcrypt-rounds $(LOADTEST_BCRYPT_ROUNDS)
+
+# make bench BENCH_DURATION=10 BENCH_CONNECTIONS=64 BENCH_ROUNDS=3
+BENCH_DURATION    ?= 10
+BENCH_CONNECTIONS ?= 64
+BENCH_ROUNDS      ?= 3
+
+bench: install-dev ## Inkwell against bare FastAPI and bcrypt (needs PostgreSQL + Redis); var/bench.json
+	$(BIN)/python loadtests/bench.py --duration $(BENCH_DURATION) \
+		--connections $(BENCH_CONNECTIONS) --rounds $(BENCH_ROUNDS)
 
 clean: ## remove the virtualenv and local state
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -45,6 +45,9 @@ class CacheBackend(Protocol):
     async def set(self, key: str, value: bytes, ttl: int) -> None: ...
     async def invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None: ...
     async def generation(self, key: str) -> int: ...
+    async def get_versioned(self, generation_key: str, key: str) -> tuple[str, bytes | None]:
+        """(`key@<current generation>`, its value): one round trip where the backend can."""
+        ...
 
 
 class MemoryBackend:
@@ -93,6 +96,10 @@ class MemoryBackend:
     async def generation(self, key: str) -> int:
         return self._generations.get(key, 0)
 
+    async def get_versioned(self, generation_key: str, key: str) -> tuple[str, bytes | None]:
+        full_key = f"{key}@{await self.generation(generation_key)}"
+        return full_key, await self.get(full_key)
+
 
 _FILL_SCRIPT = """
 if redis.call('GET', KEYS[2]) == ARGV[1] then
@@ -103,6 +110,14 @@ end
 return 0
 """
 
+# The generation and the page in one round trip. The page's key is derived from the
+# generation inside the script, so it cannot be declared in KEYS: fine on one Redis (what
+# Inkwell uses), not on Redis Cluster.
+_GET_VERSIONED_SCRIPT = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+return {generation, redis.call('GET', KEYS[2] .. '@' .. generation)}
+"""
+
 
 class RedisBackend:
     """Shared across replicas; keys are namespaced by `prefix`."""
@@ -111,6 +126,7 @@ class RedisBackend:
         self._client = client
         self._prefix = prefix
         self._fill = client.register_script(_FILL_SCRIPT)
+        self._get_versioned = client.register_script(_GET_VERSIONED_SCRIPT)
 
     def _key(self, key: str) -> str:
         return self._prefix + key
@@ -143,6 +159,12 @@ class RedisBackend:
     async def generation(self, key: str) -> int:
         value = await self._client.get(self._key(key))
         return int(value) if value is not None else 0
+
+    async def get_versioned(self, generation_key: str, key: str) -> tuple[str, bytes | None]:
+        answer = await self._get_versioned(keys=[self._key(generation_key), self._key(key)])
+        generation = int(answer[0])
+        value = answer[1] if len(answer) > 1 else None  # a nil ends a Lua table
+        return f"{key}@{generation}", cast(bytes | None, value)
 
 
 CacheCounter = Callable[[str, str], None]
@@ -250,9 +272,7 @@ class Cache:
             self._count(cache, "miss")
             return await load(), "bypass"
         try:
-            generation = await self.backend.generation(generation_key)
-            full_key = f"{key}@{generation}"
-            value = await self.backend.get(full_key)
+            full_key, value = await self.backend.get_versioned(generation_key, key)
         except (RedisError, OSError) as error:
             self._failed("get", error)
             self._count(cache, "miss")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any, Literal
 from loguru import logger
 from sqlalchemy import event
 from sqlalchemy.engine import Result, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
@@ -38,9 +39,13 @@ AfterCommitHook = Callable[[], Awaitable[None]]
 FinalStep = Callable[[AsyncConnection], Awaitable[None]]
 
 
+# A pooled connection that sat idle longer than this is pinged before it is handed out.
+PING_IDLE_SECONDS = 1.0
+
+
 def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine:
     """An async engine for `url`, tuned for its backend and role."""
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 1800}
+    options: dict[str, Any] = {"pool_recycle": 1800}
     if role == "read":
         options["isolation_level"] = "AUTOCOMMIT"
     if url.startswith("sqlite"):
@@ -50,6 +55,7 @@ def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine
         options["pool_timeout"] = settings.db_pool_timeout_seconds
         engine = create_async_engine(url, **options)
         _tune_sqlite(engine, settings, role)
+        ping_when_idle(engine)
         return engine
     options.update(
         pool_size=settings.db_pool_size,
@@ -64,7 +70,40 @@ def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine
             "command_timeout": settings.db_command_timeout_seconds,
             "server_settings": {"application_name": f"{settings.service_name}-{role}"},
         }
-    return create_async_engine(url, **options)
+    engine = create_async_engine(url, **options)
+    ping_when_idle(engine)
+    return engine
+
+
+def ping_when_idle(engine: AsyncEngine, idle_seconds: float = PING_IDLE_SECONDS) -> None:
+    """Pessimistic disconnect handling that costs a busy pool nothing.
+
+    `pool_pre_ping` pings on *every* checkout: one extra database round trip per query. A
+    connection that was checked in moments ago is as alive as the ping would prove, so only
+    connections idle for more than `idle_seconds` (where a restarted or failed-over server,
+    or a proxy's idle timeout, leaves dead sockets behind) are pinged. A failed ping discards
+    the connection and the pool hands out a fresh one; a connection that dies mid-query is
+    detected by SQLAlchemy, which then invalidates the whole pool, as before.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _remember_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at <= idle_seconds:
+            return  # fresh from connect(), or in use a moment ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("ping failed") from error
+        if alive is False:
+            raise DisconnectionError("ping failed")
 
 
 def ensure_sqlite_directory(url: str) -> None:

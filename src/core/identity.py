@@ -3,6 +3,9 @@
 The token is an access JWT (see `security.TokenService`); the `OAuth2PasswordBearer` scheme
 makes the interactive docs' Authorize button work against `POST /api/v1/auth/token`.
 Whether the user still exists is for the use case to decide (it reads the row anyway).
+
+A token is verified once per request, whoever asks first (rate limit, idempotency, route):
+the outcome is kept in the ASGI scope, keyed by the exact token string.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from starlette.types import Scope
 
 from src.core.errors import InvalidToken, Unauthenticated
-from src.core.security import TokenService
+from src.core.security import TokenClaims, TokenService
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -30,7 +34,9 @@ async def current_principal(
 ) -> Principal:
     if not token:
         raise Unauthenticated()
-    claims = request.app.state.resources.tokens.decode(token, "access")
+    claims = access_claims(request.scope, token, request.app.state.resources.tokens)
+    if claims is None:
+        raise InvalidToken()
     principal = Principal(claims.subject)
     request.scope.setdefault("state", {})["principal"] = principal
     return principal
@@ -39,19 +45,37 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def caller_from_headers(headers: list[tuple[bytes, bytes]], tokens: TokenService) -> str | None:
-    """The user id behind a valid bearer access token in raw ASGI headers, else None.
+_CLAIMS_KEY = "inkwell.access_claims"
+
+
+def access_claims(scope: Scope, token: str, tokens: TokenService) -> TokenClaims | None:
+    """The verified claims of access token `token`, or None when it is not valid.
+
+    Decoded at most once per request: the result (valid or not) is kept in `scope` for the
+    other layers that need the caller, and only reused for the very same token string.
+    """
+    cached = scope.get(_CLAIMS_KEY)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    try:
+        claims: TokenClaims | None = tokens.decode(token, "access")
+    except InvalidToken:
+        claims = None
+    scope[_CLAIMS_KEY] = (token, claims)
+    return claims
+
+
+def caller_from_scope(scope: Scope, tokens: TokenService) -> str | None:
+    """The user id behind a valid bearer access token in the request's headers, else None.
 
     For middleware that must know the caller before routing (rate limits, idempotency
     scopes). An invalid token yields None here and a 401 later, from the route.
     """
-    for name, value in headers:
+    for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() != "bearer" or not token:
                 return None
-            try:
-                return str(tokens.decode(token.strip(), "access").subject)
-            except InvalidToken:
-                return None
+            claims = access_claims(scope, token.strip(), tokens)
+            return str(claims.subject) if claims is not None else None
     return None

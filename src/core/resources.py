@@ -42,6 +42,8 @@ class Resources:
         return UnitOfWork(self.database.write_engine, self.dispatcher)
 
 
-def resources(request: Request) -> Resources:
+async def resources(request: Request) -> Resources:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, which would
+    # cost every request a thread hop for one attribute read.
     resources: Resources = request.app.state.resources
     return resources

@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.db import CommitGate, commit_gate, primary_reader
 from src.core.errors import ServiceUnavailable, problem_body
-from src.core.identity import caller_from_headers
+from src.core.identity import caller_from_scope
 from src.core.tables import idempotency_records, utcnow
 
 _METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -120,7 +120,7 @@ class IdempotencyMiddleware:
             )
             return
         settings = resources.settings
-        caller = caller_from_headers(scope["headers"], resources.tokens)
+        caller = caller_from_scope(scope, resources.tokens)
         owner = f"user:{caller}" if caller else "anonymous"
         body = await _read_body(receive)
         fingerprint = _fingerprint(scope, body)

@@ -31,7 +31,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.errors import problem_body
-from src.core.identity import caller_from_headers
+from src.core.identity import caller_from_scope
 from src.core.security import TokenService
 from src.observability.metrics import Metrics
 from src.settings import Settings
@@ -141,7 +141,7 @@ class RateLimitMiddleware:
         return (stats.remaining if allowed else -1), reset
 
     def _client(self, scope: Scope, tokens: TokenService) -> str:
-        user = caller_from_headers(scope["headers"], tokens)
+        user = caller_from_scope(scope, tokens)
         if user is not None:
             return f"user:{user}"
         return f"ip:{self._client_ip(scope)}"

@@ -102,3 +102,14 @@ async def test_memory_backend_is_bounded(entries: int) -> None:
     for i in range(10):
         await backend.set(f"k{i}", b"x", 60)
     assert [await backend.get(f"k{i}") for i in range(10)].count(b"x") == entries
+
+
+async def test_versioned_reads_follow_the_generation(any_backend: CacheBackend) -> None:
+    cache, errors = make_cache(any_backend)
+    first, status = await cache.get_versioned("list", "gen", "page", 60, loader(b"one"))
+    assert (first, status) == (b"one", "miss")
+    assert await cache.get_versioned("list", "gen", "page", 60, loader(b"two")) == (b"one", "hit")
+    await cache.invalidate(generations=("gen",))
+    assert await cache.get_versioned("list", "gen", "page", 60, loader(b"two")) == (b"two", "miss")
+    assert await cache.get_versioned("list", "gen", "page", 60, loader(b"3")) == (b"two", "hit")
+    assert errors == []

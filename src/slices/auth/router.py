@@ -17,7 +17,7 @@ Res = Annotated[Resources, Depends(resources)]
 _ERRORS = problem_responses(401, 422)
 
 
-def _log_in(res: Res) -> LogIn:
+async def _log_in(res: Res) -> LogIn:
     return LogIn(res.database.write_engine, res.hasher, res.tokens)
 
 

@@ -23,7 +23,7 @@ class _CountInvalidSignups(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError:
-                resources(request).metrics.signup_requests.labels(status="invalid").inc()
+                request.app.state.resources.metrics.signup_requests.labels(status="invalid").inc()
                 raise
 
         return counted
@@ -33,7 +33,7 @@ _STRING = {"type": "string"}
 router = APIRouter(prefix="/api/v1", tags=["signup"], route_class=_CountInvalidSignups)
 
 
-def sign_up(res: Annotated[Resources, Depends(resources)]) -> SignUp:
+async def sign_up(res: Annotated[Resources, Depends(resources)]) -> SignUp:
     return SignUp(res.unit_of_work, res.hasher, res.metrics.signup_requests)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from src.core.errors import problem_responses
 from src.core.identity import CurrentPrincipal
@@ -31,5 +31,8 @@ async def me(principal: CurrentPrincipal, res: Res) -> PrivateProfile:
 
 
 @router.get("/{user_id}", response_model=UserProfile, responses=problem_responses(404, 422))
-async def get_user(user_id: uuid.UUID, res: Res) -> UserProfile:
-    return await GetUser(res.database.read_engine).execute(user_id)
+async def get_user(user_id: uuid.UUID, res: Res) -> Response:
+    # The query serializes the profile once; a returned model would be validated and
+    # serialized again by FastAPI.
+    body = await GetUser(res.database.read_engine).execute(user_id)
+    return Response(body, media_type="application/json")

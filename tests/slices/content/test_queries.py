@@ -128,6 +128,10 @@ async def test_no_read_after_a_write_returns_the_old_value(client: httpx.AsyncCl
                 seen = version((await client.get(url)).json()["title"])
             if seen < floor:
                 stale.append(f"{'list' if list_view else 'item'}: saw v{seen} after v{floor}")
+            # A cache hit on the in-process backend never suspends (no I/O, no thread hop), so
+            # without this the readers would keep the writer from ever running; a real client
+            # always waits on its socket here.
+            await asyncio.sleep(0)
 
     await asyncio.gather(writer(), *(reader(i % 2 == 0) for i in range(8)))
     assert stale == []

@@ -1,0 +1,1 @@
+"""Locust scenarios for Inkwell: newcomers, readers and retrying clients."""

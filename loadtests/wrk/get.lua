@@ -1,0 +1,1 @@
+-- Plain GETs of the URL wrk was given.

@@ -1,0 +1,51 @@
+"""The Locust scenarios run cleanly against a real server: a few seconds of every user kind on
+the embedded backend, zero failed requests. No timing is asserted (`--p95-ms 0`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_locust_scenarios_run_without_failures(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "loadtests" / "run.py"),
+            "--backend=sqlite",
+            "--users=10",
+            "--spawn-rate=10",
+            "--time=8s",
+            "--p95-ms=0",
+            "--bcrypt-rounds=4",
+            f"--out={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["failures"] == 0, output
+    assert result.returncode == 0, output
+    kinds = set(summary["routes"])
+    # every scenario ran: readers, the newcomer journey and the keyed retries
+    for route in (
+        "GET /api/v1/content/{content_id}",
+        "POST /api/v1/signup",
+        "PATCH /api/v1/content/{content_id}",
+        "POST /api/v1/content (retry)",
+    ):
+        assert route in kinds, output
+    assert summary["rss"]["samples"] > 0
+    assert (tmp_path / "report.html").exists()
+    assert (tmp_path / "inkwell_stats.csv").exists()
