@@ -34,6 +34,10 @@ def test_locust_scenarios_run_without_failures(tmp_path: Path) -> None:
         check=False,
     )
     output = result.stdout + result.stderr
+    for name in ("inkwell_failures.csv", "inkwell_exceptions.csv"):
+        report = tmp_path / name
+        if report.exists():
+            output += f"\n--- {name}\n" + report.read_text()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["failures"] == 0, output
     assert result.returncode == 0, output
