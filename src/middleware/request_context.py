@@ -25,6 +25,7 @@ from src.core.errors import ServiceUnavailable, is_dependency_failure, problem_b
 
 _REQUEST_ID = b"x-request-id"
 _CORRELATION_ID = b"x-correlation-id"
+_TRACEPARENT = b"traceparent"
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
@@ -51,12 +52,14 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming_request_id = incoming_correlation_id = None
+        incoming_request_id = incoming_correlation_id = traceparent = None
         for name, value in scope["headers"]:
             if name == _REQUEST_ID:
                 incoming_request_id = value
             elif name == _CORRELATION_ID:
                 incoming_correlation_id = value
+            elif name == _TRACEPARENT:
+                traceparent = value
         request_id = sane_id(incoming_request_id) or uuid.uuid4().hex
         correlation_id = sane_id(incoming_correlation_id) or request_id
         id_headers = [
@@ -67,7 +70,7 @@ class RequestContextMiddleware:
         correlation_token = correlation_id_var.set(correlation_id)
         state = scope["app"].state if "app" in scope else None
         tracing = getattr(state, "tracing", None)
-        tracer_token = tracing.bind() if tracing is not None else None
+        binding = tracing.bind(traceparent) if tracing is not None else None
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attribute("inkwell.request_id", request_id)
@@ -101,8 +104,8 @@ class RequestContextMiddleware:
             if metrics is not None:
                 metrics.active_requests.dec()
             self._record(scope, status, duration, metrics)
-            if tracing is not None:
-                tracing.unbind(tracer_token)
+            if tracing is not None and binding is not None:
+                tracing.unbind(binding)
             request_id_var.reset(request_token)
             correlation_id_var.reset(correlation_token)
 

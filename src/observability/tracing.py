@@ -29,6 +29,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from loguru import logger
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -38,12 +39,20 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src import __version__
 from src.settings import Settings
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_IDS = RandomIdGenerator()
+_Binding = tuple[
+    contextvars.Token[trace.TracerProvider | None] | None, contextvars.Token[Any] | None
+]
 
 # Requests to these paths get no server span (they are polled every few seconds).
 UNTRACED_PATHS_REGEX = r"^[a-z]+://[^/]+/(?:health|ready|metrics)$"
@@ -148,6 +157,11 @@ class Tracing:
         return _bound_provider.get() or self._provider
 
     def instrument_app(self, app: FastAPI) -> None:
+        """Server spans, only when they are exported: without an endpoint the request-context
+        middleware sets a non-recording trace context instead (`bind`), which costs a fraction
+        of the ASGI instrumentation's per-request work."""
+        if not self.exporting:
+            return
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=self.tracer_provider,
@@ -197,16 +211,34 @@ class Tracing:
         if self._provider is not None and self.exporting:
             RedisInstrumentor.instrument_client(client, tracer_provider=self._provider)
 
-    def bind(self) -> contextvars.Token[trace.TracerProvider | None] | None:
-        """Route module-level tracers to this application's provider (until `unbind`)."""
-        if self._provider is None:
-            return None
-        return _bound_provider.set(self._provider)
+    def bind(self, traceparent: bytes | None) -> _Binding:
+        """For one request: route module-level tracers to this application's provider and,
+        when nothing is exported (no server span), give the request a trace context of its own
+        — the caller's trace id when it sent a valid `traceparent` — so its log lines carry a
+        trace id. Undo with `unbind`."""
+        provider_token = None if self._provider is None else _bound_provider.set(self._provider)
+        if self.exporting:
+            return provider_token, None
+        parent = None
+        if traceparent is not None:
+            extracted = _PROPAGATOR.extract({"traceparent": traceparent.decode("latin-1")})
+            parent = trace.get_current_span(extracted).get_span_context()
+        if parent is not None and parent.is_valid:
+            trace_id = parent.trace_id
+        else:
+            trace_id = _IDS.generate_trace_id()
+        span = trace.NonRecordingSpan(
+            trace.SpanContext(trace_id, _IDS.generate_span_id(), is_remote=False)
+        )
+        return provider_token, otel_context.attach(trace.set_span_in_context(span))
 
     @staticmethod
-    def unbind(token: contextvars.Token[trace.TracerProvider | None] | None) -> None:
-        if token is not None:
-            _bound_provider.reset(token)
+    def unbind(binding: _Binding) -> None:
+        provider_token, context_token = binding
+        if context_token is not None:
+            otel_context.detach(context_token)
+        if provider_token is not None:
+            _bound_provider.reset(provider_token)
 
     async def shutdown(self) -> None:
         """Flush pending spans and stop exporting (off the event loop: it may wait on I/O)."""

@@ -149,3 +149,24 @@ async def test_an_instrumented_redis_client_gets_client_spans(
 
     ping = only(receiver.in_trace(trace_id), lambda s: s.kind == CLIENT)
     assert ping.name == "PING"
+
+
+async def test_without_an_endpoint_the_asgi_instrumentation_is_not_installed(
+    make_client: Any, receiver: OtlpReceiver
+) -> None:
+    async with make_client() as quiet:
+        assert not getattr(quiet.app, "_is_instrumented_by_opentelemetry", False)
+    async with make_client(otel_exporter_otlp_endpoint=receiver.url) as traced:
+        assert getattr(traced.app, "_is_instrumented_by_opentelemetry", False)
+
+
+async def test_without_an_endpoint_log_lines_still_carry_the_callers_trace_id(
+    make_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace_id, _, header = traceparent()
+    async with make_client(log_level="INFO") as client:
+        response = await client.get("/api/v1/users", headers={"traceparent": header})
+    assert response.status_code == 200
+    access = [line for line in capsys.readouterr().out.splitlines() if '"http.access"' in line]
+    assert access, "no access line"
+    assert f'"trace_id":"{trace_id}"' in access[-1]
