@@ -141,6 +141,9 @@ def create_app(
         version=__version__,
         summary="Sign up, log in, publish and read content.",
         lifespan=lifespan,
+        # Traces come from src/observability/tracing.py and HTTP metrics from
+        # prometheus-client; FastAPI's own telemetry would add a second set of both.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.lifecycle = lifecycle

@@ -23,8 +23,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -60,8 +61,28 @@ UNTRACED_PATHS_REGEX = r"^[a-z]+://[^/]+/(?:health|ready|metrics)$"
 _bound_provider: contextvars.ContextVar[trace.TracerProvider | None] = contextvars.ContextVar(
     "inkwell_tracer_provider", default=None
 )
-# Providers of the applications whose lifespan is running in this process.
+# Bound for a request of an application that exports nothing: its spans get no provider.
+_NOTHING: trace.TracerProvider = trace.NoOpTracerProvider()
+# Providers of the exporting applications whose lifespan is running in this process.
 _running: list[trace.TracerProvider] = []
+
+
+class _CurrentSpanTracer(trace.Tracer):
+    """The tracer of an application that exports nothing: "starting" a span hands back the
+    request's current (non-recording) span. Attributes set on it are dropped, log lines keep
+    the request's trace id, and a use-case span costs next to nothing."""
+
+    def start_span(self, name: str, context: Any = None, *args: Any, **kwargs: Any) -> trace.Span:
+        return trace.get_current_span(context)
+
+    @contextlib.contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self, name: str, context: Any = None, *args: Any, **kwargs: Any
+    ) -> Iterator[trace.Span]:
+        yield trace.get_current_span(context)
+
+
+_CURRENT_SPAN_TRACER = _CurrentSpanTracer()
 
 
 class _DelegatingTracer(trace.Tracer):
@@ -77,14 +98,17 @@ class _DelegatingTracer(trace.Tracer):
     ) -> None:
         self._resolve = resolve
         self._scope = (name, version, schema_url, attributes)
-        self._cache: tuple[trace.TracerProvider | None, trace.Tracer] = (None, trace.NoOpTracer())
+        self._cache: tuple[trace.TracerProvider | None, trace.Tracer] = (
+            None,
+            _CURRENT_SPAN_TRACER,
+        )
 
     def _target(self) -> trace.Tracer:
         provider = self._resolve()
         cached_provider, tracer = self._cache
         if provider is cached_provider:
             return tracer
-        tracer = trace.NoOpTracer() if provider is None else provider.get_tracer(*self._scope)
+        tracer = _CURRENT_SPAN_TRACER if provider is None else provider.get_tracer(*self._scope)
         self._cache = (provider, tracer)
         return tracer
 
@@ -118,6 +142,8 @@ class _DelegatingTracerProvider(trace.TracerProvider):
 def _route_module_tracers() -> trace.TracerProvider | None:
     """The provider bound to the current request, else the process's only running one."""
     provider = _bound_provider.get()
+    if provider is _NOTHING:
+        return None
     if provider is not None:
         return provider
     running = _running
@@ -154,7 +180,8 @@ class Tracing:
         return self._provider
 
     def _resolve(self) -> trace.TracerProvider | None:
-        return _bound_provider.get() or self._provider
+        bound = _bound_provider.get()
+        return None if bound is _NOTHING else (bound or self._provider)
 
     def instrument_app(self, app: FastAPI) -> None:
         """Server spans, only when they are exported: without an endpoint the request-context
@@ -203,7 +230,8 @@ class Tracing:
                 EngineTracer(sql_tracer, engine.sync_engine, usage)
             logger.info("exporting traces over OTLP to {}", endpoint)
         self._provider = provider
-        _running.append(provider)
+        if self.exporting:  # an application that exports nothing gives its spans no provider
+            _running.append(provider)
         _install_global_router()
 
     def instrument_redis(self, client: Any) -> None:
@@ -216,9 +244,10 @@ class Tracing:
         when nothing is exported (no server span), give the request a trace context of its own
         — the caller's trace id when it sent a valid `traceparent` — so its log lines carry a
         trace id. Undo with `unbind`."""
-        provider_token = None if self._provider is None else _bound_provider.set(self._provider)
         if self.exporting:
+            provider_token = None if self._provider is None else _bound_provider.set(self._provider)
             return provider_token, None
+        provider_token = _bound_provider.set(_NOTHING)
         parent = None
         if traceparent is not None:
             extracted = _PROPAGATOR.extract({"traceparent": traceparent.decode("latin-1")})
