@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Scope, Send
 
 from src.core.context import request_id_var
 
@@ -147,6 +148,30 @@ def problem_response(
         headers=dict(headers or {}),
         media_type=PROBLEM_CONTENT_TYPE,
     )
+
+
+async def send_problem(
+    send: Send,
+    scope: Scope,
+    status: int,
+    code: str,
+    detail: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with a problem directly over ASGI (for middleware, which runs outside FastAPI)."""
+    body = problem_body(status, code, detail, scope.get("path", ""))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _title(status: int) -> str:

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.db import CommitGate, commit_gate, primary_reader
-from src.core.errors import ServiceUnavailable, problem_body
+from src.core.errors import ServiceUnavailable, send_problem
 from src.core.identity import caller_from_scope
 from src.core.tables import idempotency_records, utcnow
 
@@ -111,7 +111,7 @@ class IdempotencyMiddleware:
         resources = scope["app"].state.resources
         key = parse_key(raw_key)
         if key is None:
-            await _problem(
+            await send_problem(
                 send,
                 scope,
                 400,
@@ -144,7 +144,7 @@ class IdempotencyMiddleware:
         if outcome == "mismatch":
             count.labels("mismatch").inc()
             span.set_attribute("idempotency.outcome", "mismatch")
-            await _problem(
+            await send_problem(
                 send,
                 scope,
                 422,
@@ -156,7 +156,7 @@ class IdempotencyMiddleware:
         if outcome == "in_progress":
             count.labels("in_progress").inc()
             span.set_attribute("idempotency.outcome", "in_progress")
-            await _problem(
+            await send_problem(
                 send,
                 scope,
                 409,
@@ -221,7 +221,7 @@ class IdempotencyMiddleware:
             await _complete(gate, engine, owner, key, claim, stored)
         except KeyConflict:
             count.labels("in_progress").inc()
-            await _problem(
+            await send_problem(
                 send,
                 scope,
                 409,
@@ -234,7 +234,7 @@ class IdempotencyMiddleware:
             logger.opt(exception=error).warning("could not commit an idempotent request")
             await _release(engine, owner, key, claim)
             count.labels("released").inc()
-            await _problem(
+            await send_problem(
                 send,
                 scope,
                 503,
@@ -438,20 +438,3 @@ async def _replay(send: Send, stored: StoredResponse) -> None:
     if stored.location:
         headers.append((b"location", stored.location.encode("latin-1")))
     await _send(send, stored.status, headers, stored.body)
-
-
-async def _problem(
-    send: Send, scope: Scope, status: int, code: str, detail: str,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:  # fmt: skip
-    body = problem_body(status, code, detail, scope["path"])
-    await _send(
-        send,
-        status,
-        [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            *(headers or []),
-        ],
-        body,
-    )

@@ -30,7 +30,7 @@ from loguru import logger
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.core.errors import problem_body
+from src.core.errors import send_problem
 from src.core.identity import caller_from_scope
 from src.core.security import TokenService
 from src.observability.metrics import Metrics
@@ -108,7 +108,14 @@ class RateLimitMiddleware:
         ]
         if remaining < 0:
             resources.metrics.rate_limited_requests.labels(_route_template(scope)).inc()
-            await _refuse(scope, send, headers, reset)
+            await send_problem(
+                send,
+                scope,
+                429,
+                "rate_limited",
+                "Too many requests; slow down and retry later.",
+                [(b"retry-after", str(max(reset, 1)).encode()), *headers],
+            )
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -169,25 +176,6 @@ class RateLimitMiddleware:
         except ValueError:
             return False
         return any(ip in network for network in self.trusted)
-
-
-async def _refuse(scope: Scope, send: Send, headers: list[tuple[bytes, bytes]], reset: int) -> None:
-    body = problem_body(
-        429, "rate_limited", "Too many requests; slow down and retry later.", scope["path"]
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(max(reset, 1)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def _route_template(scope: Scope) -> str:

@@ -21,7 +21,7 @@ from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.context import correlation_id_var, request_id_var
-from src.core.errors import ServiceUnavailable, is_dependency_failure, problem_body
+from src.core.errors import ServiceUnavailable, is_dependency_failure, send_problem
 
 _REQUEST_ID = b"x-request-id"
 _CORRELATION_ID = b"x-correlation-id"
@@ -119,19 +119,7 @@ class RequestContextMiddleware:
             logger.opt(exception=error).error("unhandled error")
             status, code, detail = 500, "internal_error", "An unexpected error occurred."
             extra_headers = []
-        body = problem_body(status, code, detail, scope.get("path", ""))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *extra_headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, scope, status, code, detail, extra_headers)
 
     @staticmethod
     def _record(scope: Scope, status: int, duration: float, metrics: Any) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.core.errors import problem_body
+from src.core.errors import send_problem
 
 _API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 _DOCS_CSP = (
@@ -108,21 +108,11 @@ class BodyLimitMiddleware:
             await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = problem_body(
+        await send_problem(
+            send,
+            scope,
             413,
             "payload_too_large",
             f"The request body is larger than {self.max_bytes} bytes.",
-            scope.get("path", ""),
+            [(b"connection", b"close")],
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
