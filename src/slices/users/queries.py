@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from opentelemetry import trace
-from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy import bindparam, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.core.errors import InvalidToken, NotFound
@@ -41,12 +41,25 @@ NEWEST_CONTENTS = 20
 
 
 # Built once: a statement's construction costs more than its (cached) compilation.
-_GET_USER = select(*_PUBLIC_COLUMNS).where(users_read.c.id == bindparam("user_id"))
-_NEWEST_SUMMARIES = (
+_NEWEST = (
     select(contents_read.c.id, contents_read.c.title, contents_read.c.created_at)
     .where(contents_read.c.author_id == bindparam("user_id"))
     .order_by(contents_read.c.created_at.desc(), contents_read.c.id.desc())
     .limit(NEWEST_CONTENTS)
+    .subquery("newest")
+)
+# One round trip: the profile row joined to its newest summaries (one row per summary, or
+# one row with NULL summary columns for a user who has published nothing).
+_GET_PROFILE = (
+    select(
+        *_PUBLIC_COLUMNS,
+        _NEWEST.c.id.label("content_id"),
+        _NEWEST.c.title.label("content_title"),
+        _NEWEST.c.created_at.label("content_created_at"),
+    )
+    .select_from(users_read.outerjoin(_NEWEST, true()))
+    .where(users_read.c.id == bindparam("user_id"))
+    .order_by(_NEWEST.c.created_at.desc(), _NEWEST.c.id.desc())
 )
 
 
@@ -63,13 +76,19 @@ class GetUser:
             span.set_attribute("user.id", str(user_id))
             parameters = {"user_id": user_id}
             async with self.engine.connect() as connection:
-                row = (await connection.execute(_GET_USER, parameters)).first()
-                if row is None:
-                    raise UserNotFound()
-                summaries = (await connection.execute(_NEWEST_SUMMARIES, parameters)).all()
-            profile = UserProfile.model_validate(
-                {**row._mapping, "contents": [summary._mapping for summary in summaries]}
-            )
+                rows = (await connection.execute(_GET_PROFILE, parameters)).all()
+            if not rows:
+                raise UserNotFound()
+            contents = [
+                {
+                    "id": row.content_id,
+                    "title": row.content_title,
+                    "created_at": row.content_created_at,
+                }
+                for row in rows
+                if row.content_id is not None
+            ]
+            profile = UserProfile.model_validate({**rows[0]._mapping, "contents": contents})
             return profile.model_dump_json().encode()
 
 

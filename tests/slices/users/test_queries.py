@@ -24,6 +24,7 @@ async def test_get_user_returns_public_profile_only(client: httpx.AsyncClient) -
         "created_at",
         "contents",
     }
+    assert body["contents"] == []
     assert user["email"] not in response.text
     assert "+2348011112222" not in response.text
 
