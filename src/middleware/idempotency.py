@@ -137,13 +137,11 @@ class IdempotencyMiddleware:
             settings.idempotency_lock_seconds,
         )
         if isinstance(outcome, StoredResponse):
-            count.labels("replayed").inc()
-            span.set_attribute("idempotency.outcome", "replayed")
+            _record(count, span, "replayed")
             await _replay(send, outcome)
             return
         if outcome == "mismatch":
-            count.labels("mismatch").inc()
-            span.set_attribute("idempotency.outcome", "mismatch")
+            _record(count, span, "mismatch")
             await send_problem(
                 send,
                 scope,
@@ -154,8 +152,7 @@ class IdempotencyMiddleware:
             )
             return
         if outcome == "in_progress":
-            count.labels("in_progress").inc()
-            span.set_attribute("idempotency.outcome", "in_progress")
+            _record(count, span, "in_progress")
             await send_problem(
                 send,
                 scope,
@@ -166,11 +163,11 @@ class IdempotencyMiddleware:
             )
             return
         assert isinstance(outcome, Claim)
-        await self._execute(scope, body, send, engine, owner, key, outcome, count, span)
+        await self._execute(scope, body, receive, send, engine, owner, key, outcome, count, span)
 
     async def _execute(
-        self, scope: Scope, body: bytes, send: Send, engine: AsyncEngine, owner: str, key: str,
-        claim: Claim, count: Any, span: Any,
+        self, scope: Scope, body: bytes, receive: Receive, send: Send, engine: AsyncEngine,
+        owner: str, key: str, claim: Claim, count: Any, span: Any,
     ) -> None:  # fmt: skip
         gate = CommitGate()
         token = commit_gate.set(gate)
@@ -183,7 +180,7 @@ class IdempotencyMiddleware:
             if not replayed_body:
                 replayed_body = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return {"type": "http.disconnect"}
+            return await receive()  # the body is spent: now only a real disconnect comes
 
         async def capture(message: Message) -> None:
             nonlocal captured_start
@@ -196,7 +193,7 @@ class IdempotencyMiddleware:
             await self.app(scope, replay_receive, capture)
         except BaseException:
             await _abandon(gate, engine, owner, key, claim)
-            count.labels("released").inc()
+            _record(count, span, "released")
             raise
         finally:
             commit_gate.reset(token)
@@ -207,8 +204,7 @@ class IdempotencyMiddleware:
         payload = b"".join(captured_body)
         if status >= 500 or status in _RELEASED_STATUSES:
             await _abandon(gate, engine, owner, key, claim)
-            count.labels("released").inc()
-            span.set_attribute("idempotency.outcome", "released")
+            _record(count, span, "released")
             await _send(send, status, headers, payload)
             return
         stored = StoredResponse(
@@ -220,7 +216,7 @@ class IdempotencyMiddleware:
         try:
             await _complete(gate, engine, owner, key, claim, stored)
         except KeyConflict:
-            count.labels("in_progress").inc()
+            _record(count, span, "in_progress")
             await send_problem(
                 send,
                 scope,
@@ -233,7 +229,7 @@ class IdempotencyMiddleware:
         except Exception as error:
             logger.opt(exception=error).warning("could not commit an idempotent request")
             await _release(engine, owner, key, claim)
-            count.labels("released").inc()
+            _record(count, span, "released")
             await send_problem(
                 send,
                 scope,
@@ -243,9 +239,14 @@ class IdempotencyMiddleware:
                 headers=[(b"retry-after", b"1")],
             )
             return
-        count.labels("stored").inc()
-        span.set_attribute("idempotency.outcome", "stored")
+        _record(count, span, "stored")
         await _send(send, status, headers, payload)
+
+
+def _record(count: Any, span: Any, outcome: str) -> None:
+    """`idempotency_requests_total{outcome}` and the request span's attribute, together."""
+    count.labels(outcome).inc()
+    span.set_attribute("idempotency.outcome", outcome)
 
 
 # --- the three database steps ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -276,3 +276,17 @@ async def test_purge_removes_only_expired_records(
     keys = await count_rows(backend, idempotency_records)
     assert keys == 1
     assert await count_rows(backend, idempotency_records, idempotency_records.c.key == "keep") == 1
+
+
+async def test_a_keyed_request_is_not_told_its_client_disconnected(
+    client: httpx.AsyncClient,
+) -> None:
+    app: FastAPI = client.app  # type: ignore[attr-defined]
+
+    async def echo(request: Request) -> dict[str, object]:
+        body = await request.json()
+        return {"body": body, "disconnected": await request.is_disconnected()}
+
+    app.router.add_api_route("/api/v1/test-only/echo", echo, methods=["POST"])
+    response = await client.post("/api/v1/test-only/echo", json={"a": 1}, headers=keyed("echo"))
+    assert response.json() == {"body": {"a": 1}, "disconnected": False}
