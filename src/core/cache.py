@@ -28,13 +28,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from loguru import logger
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-T = TypeVar("T")
+R = TypeVar("R")
+_BYPASS: Any = object()  # `_look_up`'s answer when the cache cannot be used
 CacheStatus = Literal["hit", "miss", "bypass"]
 
 
@@ -213,34 +214,50 @@ class Cache:
         Concurrent misses on one key in this process share one `load()`. `None` from `load`
         (not found) is returned but never cached.
         """
-        if not await self._usable():
-            self._count(cache, "miss")
+        found = await self._look_up(cache, self.backend.get, key)
+        if found is _BYPASS:
             return await load(), "bypass"
-        try:
-            value = await self.backend.get(key)
-        except (RedisError, OSError) as error:
-            self._failed("get", error)
-            self._count(cache, "miss")
-            return await load(), "bypass"
-        if value is not None:
-            self._count(cache, "hit")
-            return value, "hit"
-        self._count(cache, "miss")
+        if found is not None:
+            return found, "hit"
         flight = self._flights.get(key)
         if flight is not None:
-            return await asyncio.shield(flight), "miss"
+            try:
+                return await asyncio.shield(flight), "miss"
+            except asyncio.CancelledError:
+                if not flight.cancelled():
+                    raise  # this request itself was cancelled
+                return await load(), "miss"  # the flight's owner was: load for ourselves
         future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         self._flights[key] = future
         try:
             value = await self._load_and_fill(key, ttl, load)
             future.set_result(value)
             return value, "miss"
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: a flight nobody joined must not warn
             raise
         finally:
             del self._flights[key]
+
+    async def _look_up(self, cache: str, read: Callable[..., Awaitable[R]], *args: str) -> Any:
+        """`read(*args)` from the backend, counting the hit or miss, or `_BYPASS` when the
+        cache cannot be used now (down, or an invalidation still undelivered)."""
+        if not await self._usable():
+            self._count(cache, "miss")
+            return _BYPASS
+        try:
+            found = await read(*args)
+        except (RedisError, OSError) as error:
+            self._failed("get", error)
+            self._count(cache, "miss")
+            return _BYPASS
+        value = found[1] if isinstance(found, tuple) else found
+        self._count(cache, "miss" if value is None else "hit")
+        return found
 
     async def _load_and_fill(
         self, key: str, ttl: int, load: Callable[[], Awaitable[bytes | None]]
@@ -268,19 +285,12 @@ class Cache:
         load: Callable[[], Awaitable[bytes]],
     ) -> tuple[bytes, CacheStatus]:
         """Like `get_or_load` for derived data (lists) invalidated by a generation number."""
-        if not await self._usable():
-            self._count(cache, "miss")
+        found = await self._look_up(cache, self.backend.get_versioned, generation_key, key)
+        if found is _BYPASS:
             return await load(), "bypass"
-        try:
-            full_key, value = await self.backend.get_versioned(generation_key, key)
-        except (RedisError, OSError) as error:
-            self._failed("get", error)
-            self._count(cache, "miss")
-            return await load(), "bypass"
+        full_key, value = found
         if value is not None:
-            self._count(cache, "hit")
             return value, "hit"
-        self._count(cache, "miss")
         value = await load()
         try:
             await self.backend.set(full_key, value, ttl)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -113,3 +114,23 @@ async def test_versioned_reads_follow_the_generation(any_backend: CacheBackend) 
     assert await cache.get_versioned("list", "gen", "page", 60, loader(b"two")) == (b"two", "miss")
     assert await cache.get_versioned("list", "gen", "page", 60, loader(b"3")) == (b"two", "hit")
     assert errors == []
+
+
+async def test_a_cancelled_flight_does_not_fail_the_requests_that_joined_it() -> None:
+    cache, _ = make_cache(MemoryBackend(10))
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_load() -> bytes | None:
+        started.set()
+        await release.wait()
+        return b"never"
+
+    owner = asyncio.create_task(cache.get_or_load("c", "k", 60, slow_load))
+    await started.wait()
+    joiner = asyncio.create_task(cache.get_or_load("c", "k", 60, loader(b"fresh")))
+    await asyncio.sleep(0)
+    owner.cancel()
+    assert await joiner == (b"fresh", "miss")
+    with pytest.raises(asyncio.CancelledError):
+        await owner
