@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,17 +151,24 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def postgres_cluster() -> Iterator[PostgresServer]:
-    root = private_tempdir("inkwell-pg-")
+def running_postgres(
+    prefix: str, create: Callable[[Path], PostgresServer]
+) -> Iterator[PostgresServer]:
+    """A PostgreSQL server made by `create` in a private folder, stopped and removed after."""
+    root = private_tempdir(prefix)
     server: PostgresServer | None = None
     try:
-        server = PostgresServer.initialise(root)
+        server = create(root)
         server.start()
         yield server
     finally:
         if server is not None:
             server.stop_quietly()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def postgres_cluster() -> contextlib.AbstractContextManager[PostgresServer]:
+    return running_postgres("inkwell-pg-", PostgresServer.initialise)
 
 
 async def pg_execute(dsn: str, sql: str, *args: Any) -> list[Any]:

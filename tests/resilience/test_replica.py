@@ -25,7 +25,7 @@ from tests.resilience.servers import (
     PostgresServer,
     create_database,
     pg_execute,
-    private_tempdir,
+    running_postgres,
 )
 
 pytestmark = pytest.mark.slow
@@ -35,18 +35,8 @@ REINVALIDATE_SECONDS = 1.0
 
 @pytest.fixture(scope="module")
 def replica(private_postgres: PostgresServer) -> Iterator[PostgresServer]:
-    import shutil
-
-    root = private_tempdir("inkwell-replica-")
-    server: PostgresServer | None = None
-    try:
-        server = private_postgres.base_backup(root)
-        server.start()
+    with running_postgres("inkwell-replica-", private_postgres.base_backup) as server:
         yield server
-    finally:
-        if server is not None:
-            server.stop_quietly()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass
