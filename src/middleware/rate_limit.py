@@ -22,17 +22,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fastapi.routing import iter_route_contexts
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import RateLimiter, SlidingWindowCounterRateLimiter
 from loguru import logger
-from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.errors import send_problem
 from src.core.identity import caller_from_scope
 from src.core.security import TokenService
+from src.middleware.request_context import route_template
 from src.observability.metrics import Metrics
 from src.settings import Settings
 
@@ -107,7 +106,7 @@ class RateLimitMiddleware:
             (b"ratelimit", f'"{policy.name}";r={max(remaining, 0)};t={reset}'.encode()),
         ]
         if remaining < 0:
-            resources.metrics.rate_limited_requests.labels(_route_template(scope)).inc()
+            resources.metrics.rate_limited_requests.labels(route_template(scope)).inc()
             await send_problem(
                 send,
                 scope,
@@ -176,20 +175,3 @@ class RateLimitMiddleware:
         except ValueError:
             return False
         return any(ip in network for network in self.trusted)
-
-
-def _route_template(scope: Scope) -> str:
-    """The route template the path would match (computed for refusals only)."""
-    app = scope["app"]
-    templates = getattr(app.state, "route_templates", None)
-    if templates is None:
-        templates = []
-        for context in iter_route_contexts(app.routes):
-            path = getattr(context, "path", None)
-            if isinstance(path, str):
-                templates.append((compile_path(path)[0], path))
-        app.state.route_templates = templates
-    for pattern, template in templates:
-        if pattern.match(scope["path"]):
-            return str(template)
-    return "unmatched"

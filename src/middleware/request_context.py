@@ -16,8 +16,10 @@ import time
 import uuid
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from loguru import logger
 from opentelemetry import trace
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.context import correlation_id_var, request_id_var
@@ -39,9 +41,26 @@ def sane_id(raw: bytes | None) -> str | None:
 
 
 def route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    """The route template of the request — never the raw path — for labels and logs.
+
+    Routing records the route it chose; a request answered before routing (a rate-limit
+    refusal, an idempotent replay, a 413) is matched against the templates here instead.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    app = scope.get("app")
+    if app is None:
+        return "unmatched"
+    templates = getattr(app.state, "route_templates", None)
+    if templates is None:
+        paths = (getattr(context, "path", None) for context in iter_route_contexts(app.routes))
+        templates = [(compile_path(path)[0], path) for path in paths if isinstance(path, str)]
+        app.state.route_templates = templates
+    for pattern, template in templates:
+        if pattern.match(scope["path"]):
+            return str(template)
+    return "unmatched"
 
 
 class RequestContextMiddleware:

@@ -99,6 +99,32 @@ async def test_http_route_is_the_route_template_never_the_raw_path(
     assert routes == {"/api/v1/signup", "/api/v1/users/{user_id}", "unmatched"}
 
 
+async def test_answers_given_before_routing_are_labelled_with_their_route(
+    client: httpx.AsyncClient,
+) -> None:
+    body = signup_body()
+    headers = {"Idempotency-Key": "label-me"}
+    await client.post("/api/v1/signup", json=body, headers=headers)
+    replay = await client.post("/api/v1/signup", json=body, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
+    too_big = await client.post(
+        "/api/v1/content",
+        content=b"x" * (1024 * 1024 + 1),
+        headers={"content-type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    families = {
+        f.name: f for f in text_string_to_metric_families((await client.get("/metrics")).text)
+    }
+    labelled = {
+        (s.labels["http_route"], s.labels["http_response_status_code"])
+        for s in samples(families, "http_server_request_duration_seconds")
+    }
+    assert ("/api/v1/signup", "201") in labelled
+    assert ("/api/v1/content", "413") in labelled
+    assert not any(route == "unmatched" for route, _ in labelled)
+
+
 async def test_request_duration_uses_the_opentelemetry_http_buckets(
     client: httpx.AsyncClient,
 ) -> None:
