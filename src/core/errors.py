@@ -348,7 +348,9 @@ async def _request_validation(request: Request, error: Exception) -> Response:
     errors = validation_errors(error.errors())
     detail = "The request is not valid."
     if any(e.get("type") == "json_invalid" for e in error.errors()):
+        # The parser's location is a character offset, not a path: point at the whole body.
         detail = "The request body is not valid JSON."
+        errors = [{"pointer": "", "detail": "Not valid JSON."}]
     return problem_response(
         422, "validation_error", detail, _instance(request), extra={"errors": errors}
     )

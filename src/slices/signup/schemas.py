@@ -35,7 +35,9 @@ class SignUpRequest(BaseModel):
     name: PersonName
     email: EmailStr = Field(max_length=320)
     password: str = Field(min_length=8, description="8 characters to 72 UTF-8 bytes")
-    display_name: PersonName | None = None
+    display_name: OptionalLine100 | None = Field(
+        default=None, description="Shown instead of the name; empty or absent means the name"
+    )
     phone_number: PhoneNumber | None = Field(default=None, description="E.164, e.g. +2348012345678")
     country: OptionalLine100 | None = None
     state: OptionalLine100 | None = None

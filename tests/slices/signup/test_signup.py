@@ -45,6 +45,13 @@ async def test_display_name_defaults_to_name(client: httpx.AsyncClient) -> None:
     assert user["display_name"] == "Alan Turing"
 
 
+async def test_display_name_needs_no_letter_and_empty_means_the_name(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await sign_up(client, display_name="2001"))["display_name"] == "2001"
+    assert (await sign_up(client, name="Grace", display_name=""))["display_name"] == "Grace"
+
+
 async def test_signup_never_returns_password_or_hash(client: httpx.AsyncClient) -> None:
     body = signup_body()
     response = await client.post("/api/v1/signup", json=body)
@@ -141,7 +148,8 @@ async def test_malformed_json_is_422(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/v1/signup", content=b'{"name": "x",', headers={"content-type": "application/json"}
     )
-    assert_problem(response, 422, "validation_error")
+    problem = assert_problem(response, 422, "validation_error")
+    assert problem["errors"] == [{"pointer": "", "detail": "Not valid JSON."}]
 
 
 async def test_signup_outcomes_are_counted(client: httpx.AsyncClient) -> None:
