@@ -42,7 +42,7 @@ test: install-dev lint ## lint, then the whole suite (SQLite, and PostgreSQL + R
 test-fast: install-dev ## the suite without the slow real-process fault tests
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: install-dev ## ruff (lint + format check) and mypy
+lint: install-dev ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from src.core.db import ensure_sqlite_directory
+from src.core.db.engines import ensure_sqlite_directory
 from src.core.tables import metadata
 
 config = context.config

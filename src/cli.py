@@ -74,7 +74,7 @@ def serve(settings: Settings) -> None:
 
 
 async def _rebuild(settings: Settings, check: bool) -> int:
-    from src.core.db import create_engine
+    from src.core.db.engines import create_engine
     from src.read_models import rebuild_read_models
 
     # Set-based rebuilds of large tables may legitimately run longer than a request may.
@@ -96,28 +96,19 @@ async def _rebuild(settings: Settings, check: bool) -> int:
 
 
 async def _promote_admin(settings: Settings, email: str) -> int:
-    from sqlalchemy import update
-
-    from src.core.db import create_engine
-    from src.core.tables import users, users_read, utcnow
+    from src.core.db.engines import create_engine
+    from src.core.db.uow import SqlUnitOfWork, command_transaction
+    from src.main import build_dispatcher
+    from src.slices.users.commands import PromoteAdmin, PromoteAdminCommand
+    from src.slices.users.errors import UserNotFound
 
     engine = create_engine(settings.database_url, settings, "write")
     try:
-        async with engine.begin() as connection:
-            now = utcnow()
-            result = await connection.execute(
-                update(users)
-                .where(users.c.email == email.lower())
-                .values(role="admin", updated_at=now)
-            )
-            if result.rowcount == 0:
-                print(f"no user with e-mail {email}", file=sys.stderr)
-                return 1
-            await connection.execute(
-                update(users_read)
-                .where(users_read.c.email == email.lower())
-                .values(role="admin", updated_at=now)
-            )
+        async with command_transaction(SqlUnitOfWork(engine, build_dispatcher())) as uow:
+            await PromoteAdmin(uow).execute(PromoteAdminCommand(email))
+    except UserNotFound:
+        print(f"no user with e-mail {email}", file=sys.stderr)
+        return 1
     finally:
         await engine.dispose()
     print(f"{email} is now an admin")
@@ -125,8 +116,8 @@ async def _promote_admin(settings: Settings, email: str) -> int:
 
 
 async def _purge_idempotency(settings: Settings) -> int:
-    from src.core.db import create_engine
-    from src.middleware.idempotency import purge_expired
+    from src.core.db.engines import create_engine
+    from src.middleware.idempotency.store import purge_expired
 
     engine = create_engine(settings.database_url, settings, "write")
     try:

@@ -2,7 +2,8 @@
 
 Request path (outermost first):
   OpenTelemetry server span → request context (ids, access line, metrics, last-resort errors)
-  → security headers → body limit → CORS → rate limit → idempotency → router → use case.
+  → security headers → body limit → CORS → rate limit → command boundary (the one commit
+  point; Idempotency-Key) → router → use case.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from redis.retry import Retry
 from starlette.middleware.cors import CORSMiddleware
 
 from src import __version__
-from src.core.cache import Cache, CacheBackend, MemoryBackend, RedisBackend
-from src.core.db import Database
-from src.core.errors import install_error_handlers, install_openapi
+from src.core.cache.backends import MemoryBackend, RedisBackend
+from src.core.cache.policy import Cache
+from src.core.cache.port import CacheBackend
+from src.core.db.engines import Database
+from src.core.errors.handlers import install_error_handlers
+from src.core.errors.openapi import install_openapi
 from src.core.events import EventDispatcher
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
-from src.middleware.idempotency import IdempotencyMiddleware
+from src.middleware.boundary import CommandBoundary
+from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.middleware.request_context import RequestContextMiddleware
 from src.middleware.security_headers import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -33,6 +38,7 @@ from src.observability.metrics import Metrics
 from src.observability.tracing import Tracing
 from src.probes import router as probes
 from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
+from src.runtime import Runtime
 from src.settings import Settings
 from src.slices.auth import router as auth
 from src.slices.content import projector as content_projector
@@ -107,7 +113,7 @@ def create_app(
         redis = build_redis(settings)
         if redis is not None:
             tracing.instrument_redis(redis)
-        app.state.resources = Resources(
+        resources = Resources(
             settings=settings,
             database=database,
             dispatcher=build_dispatcher(),
@@ -118,17 +124,28 @@ def create_app(
                 settings.refresh_token_ttl_seconds,
             ),
             cursors=CursorCodec(settings.jwt_secret),
-            metrics=metrics,
             cache=build_cache(settings, redis, metrics),
-            rate_limiter=build_limiter(settings),
+            signup_outcomes=metrics.signup_requests,
             redis=redis,
+        )
+        app.state.resources = resources
+        app.state.runtime = Runtime(
+            resources=resources,
+            metrics=metrics,
+            rate_limiter=build_limiter(settings),
+            idempotency=IdempotencyStore(
+                database.write_engine,
+                settings.idempotency_ttl_seconds,
+                settings.idempotency_lock_seconds,
+            ),
+            lifecycle=lifecycle,
         )
         if drain_on_sigterm:
             install_sigterm_drain(lifecycle, settings.shutdown_drain_seconds)
         try:
             yield
         finally:
-            await app.state.resources.cache.close()
+            await resources.cache.close()
             hasher.close()
             if redis is not None:
                 await redis.aclose()
@@ -158,7 +175,7 @@ def create_app(
     app.include_router(content.router)
 
     # add_middleware wraps: the last added is the outermost.
-    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(CommandBoundary)
     app.add_middleware(RateLimitMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(

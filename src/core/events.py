@@ -1,7 +1,7 @@
 """Domain events and their in-transaction dispatch to projectors.
 
-A command's unit of work records events (`uow.emit(...)`); at commit time, before the one
-COMMIT of the request, every event is handed to the projectors subscribed to its type, on the
+A command's unit of work records events (`uow.emit(...)`); when the boundary commits it, before
+the one COMMIT, every event is handed to the projectors subscribed to its type, on the
 command's own connection. The read tables therefore change in the same transaction as the
 write tables: either both or neither.
 """
@@ -40,6 +40,3 @@ class EventDispatcher:
     async def dispatch(self, connection: AsyncConnection, event: DomainEvent) -> None:
         for projector in self._projectors.get(type(event), ()):
             await projector(connection, event)
-
-    def subscribed(self, event_type: type[DomainEvent]) -> tuple[Projector, ...]:
-        return tuple(self._projectors.get(event_type, ()))

@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from starlette.types import Scope
 
-from src.core.errors import InvalidToken, Unauthenticated
+from src.core.errors.types import InvalidToken, Unauthenticated
 from src.core.security import TokenClaims, TokenService
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -37,9 +37,7 @@ async def current_principal(
     claims = access_claims(request.scope, token, request.app.state.resources.tokens)
     if claims is None:
         raise InvalidToken()
-    principal = Principal(claims.subject)
-    request.scope.setdefault("state", {})["principal"] = principal
-    return principal
+    return Principal(claims.subject)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -56,7 +54,8 @@ def access_claims(scope: Scope, token: str, tokens: TokenService) -> TokenClaims
     """
     cached = scope.get(_CLAIMS_KEY)
     if cached is not None and cached[0] == token:
-        return cached[1]
+        known: TokenClaims | None = cached[1]
+        return known
     try:
         claims: TokenClaims | None = tokens.decode(token, "access")
     except InvalidToken:

@@ -13,10 +13,16 @@ import datetime as dt
 import hashlib
 import hmac
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import orjson
+from sqlalchemy import ColumnElement, Select, tuple_
 
-from src.core.errors import ValidationFailed
+from src.core.errors.types import ValidationFailed
+
+T = TypeVar("T")
 
 _SIGNATURE_BYTES = 12
 
@@ -58,3 +64,35 @@ def _unb64(text: str) -> bytes:
     if len(text) > 512:
         raise ValueError("cursor too long")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """Newest-first keyset paging over `(created_at, id)`, backed by an index on both."""
+
+    created_at: ColumnElement[Any]
+    id: ColumnElement[Any]
+
+    def page(
+        self, query: Select[Any], after: tuple[dt.datetime, uuid.UUID] | None, limit: int
+    ) -> Select[Any]:
+        """`query` ordered newest first, after the cursor's position, one row beyond `limit`
+        (which tells whether there is a next page)."""
+        query = query.order_by(self.created_at.desc(), self.id.desc())
+        if after is not None:
+            query = query.where(tuple_(self.created_at, self.id) < after)
+        return query.limit(limit + 1)
+
+
+def split_page(
+    rows: Sequence[T], limit: int, codec: CursorCodec, position: Any = None
+) -> tuple[Sequence[T], str | None]:
+    """The page's rows and the cursor of the next page (None on the last one).
+
+    `position(row)` gives a row's `(created_at, id)`; by default its attributes of those names.
+    """
+    if len(rows) <= limit:
+        return rows, None
+    last: Any = rows[limit - 1]
+    created_at, row_id = position(last) if position else (last.created_at, last.id)
+    return rows[:limit], codec.encode(created_at, row_id)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import bcrypt
 from jose import JWTError, jwt
 
-from src.core.errors import InvalidToken
+from src.core.errors.types import InvalidToken
 
 TokenType = Literal["access", "refresh"]
 BCRYPT_MAX_BYTES = 72
@@ -43,7 +43,7 @@ class PasswordHasher:
         secret = password.encode()
         if len(secret) > BCRYPT_MAX_BYTES:
             raise ValueError("bcrypt accepts at most 72 bytes")
-        hashed = await self._run(bcrypt.hashpw, secret, bcrypt.gensalt(self._rounds))
+        hashed: bytes = await self._run(bcrypt.hashpw, secret, bcrypt.gensalt(self._rounds))
         return hashed.decode()
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
@@ -110,7 +110,8 @@ class TokenService:
             "jti": uuid.uuid4().hex,
             "type": token_type,
         }
-        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        token: str = jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        return token
 
     def decode(self, token: str, expected: TokenType) -> TokenClaims:
         """The verified claims of `token`, or `InvalidToken`."""

@@ -50,19 +50,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
+        moment: dt.datetime = value
+        if moment.tzinfo is None:
             raise ValueError("naive datetimes are not stored; use UTC-aware values")
-        value = value.astimezone(dt.UTC)
+        moment = moment.astimezone(dt.UTC)
         if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
+            return moment.replace(tzinfo=None)
+        return moment
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        moment: dt.datetime = value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC)
 
 
 def utcnow() -> dt.datetime:
@@ -148,8 +150,7 @@ idempotency_records = Table(
     Column("lock_token", String(32), nullable=True),
     Column("locked_at", UTCDateTime, nullable=True),
     Column("response_status", Integer, nullable=True),
-    Column("response_content_type", String(255), nullable=True),
-    Column("response_location", String(2048), nullable=True),
+    Column("response_headers", Text, nullable=True),  # JSON: [[name, value], …]
     Column("response_body", LargeBinary, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),

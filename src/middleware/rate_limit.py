@@ -28,11 +28,12 @@ from limits.aio.strategies import RateLimiter, SlidingWindowCounterRateLimiter
 from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.core.errors import send_problem
+from src.core.errors.problems import send_problem
 from src.core.identity import caller_from_scope
 from src.core.security import TokenService
-from src.middleware.request_context import route_template
+from src.middleware.routes import route_template
 from src.observability.metrics import Metrics
+from src.runtime import runtime_of
 from src.settings import Settings
 
 AUTH_PATHS = frozenset(
@@ -92,12 +93,10 @@ class RateLimitMiddleware:
         if not self.enabled or scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        resources = scope["app"].state.resources
+        runtime = runtime_of(scope)
         policy = self.auth if scope["path"] in AUTH_PATHS else self.default
-        client = self._client(scope, resources.tokens)
-        remaining, reset = await self._hit(
-            resources.rate_limiter, policy, client, resources.metrics
-        )
+        client = self._client(scope, runtime.resources.tokens)
+        remaining, reset = await self._hit(runtime.rate_limiter, policy, client, runtime.metrics)
         if remaining is None:  # storage down: fail open, without headers we cannot vouch for
             await self.app(scope, receive, send)
             return
@@ -106,7 +105,7 @@ class RateLimitMiddleware:
             (b"ratelimit", f'"{policy.name}";r={max(remaining, 0)};t={reset}'.encode()),
         ]
         if remaining < 0:
-            resources.metrics.rate_limited_requests.labels(route_template(scope)).inc()
+            runtime.metrics.rate_limited_requests.labels(route_template(scope)).inc()
             await send_problem(
                 send,
                 scope,
@@ -154,10 +153,10 @@ class RateLimitMiddleware:
 
     def _client_ip(self, scope: Scope) -> str:
         peer = scope.get("client")
-        address = peer[0] if peer else "unknown"
+        address: str = peer[0] if peer else "unknown"
         if not self.trusted or not self._is_trusted(address):
             return address
-        forwarded = [
+        forwarded: list[str] = [
             value.decode("latin-1")
             for name, value in scope["headers"]
             if name == b"x-forwarded-for"

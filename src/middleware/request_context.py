@@ -16,14 +16,13 @@ import time
 import uuid
 from typing import Any
 
-from fastapi.routing import iter_route_contexts
 from loguru import logger
 from opentelemetry import trace
-from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.context import correlation_id_var, request_id_var
-from src.core.errors import ServiceUnavailable, is_dependency_failure, send_problem
+from src.core.errors.problems import send_error, unexpected
+from src.middleware.routes import route_template
 
 _REQUEST_ID = b"x-request-id"
 _CORRELATION_ID = b"x-correlation-id"
@@ -38,29 +37,6 @@ def sane_id(raw: bytes | None) -> str | None:
     if all(0x21 <= byte <= 0x7E for byte in raw):
         return raw.decode("ascii")
     return None
-
-
-def route_template(scope: Scope) -> str:
-    """The route template of the request — never the raw path — for labels and logs.
-
-    Routing records the route it chose; a request answered before routing (a rate-limit
-    refusal, an idempotent replay, a 413) is matched against the templates here instead.
-    """
-    path = getattr(scope.get("route"), "path", None)
-    if isinstance(path, str):
-        return path
-    app = scope.get("app")
-    if app is None:
-        return "unmatched"
-    templates = getattr(app.state, "route_templates", None)
-    if templates is None:
-        paths = (getattr(context, "path", None) for context in iter_route_contexts(app.routes))
-        templates = [(compile_path(path)[0], path) for path in paths if isinstance(path, str)]
-        app.state.route_templates = templates
-    for pattern, template in templates:
-        if pattern.match(scope["path"]):
-            return str(template)
-    return "unmatched"
 
 
 class RequestContextMiddleware:
@@ -95,8 +71,8 @@ class RequestContextMiddleware:
             span.set_attribute("inkwell.request_id", request_id)
             span.set_attribute("inkwell.correlation_id", correlation_id)
 
-        resources = getattr(state, "resources", None)
-        metrics = resources.metrics if resources is not None else None
+        runtime = getattr(state, "runtime", None)
+        metrics = runtime.metrics if runtime is not None else None
         status = 500
         started = False
 
@@ -117,7 +93,7 @@ class RequestContextMiddleware:
             if started:  # the answer is half-sent: all that is left is to log and cut it
                 logger.opt(exception=error).error("error after the response started")
                 raise
-            await self._problem(scope, send_with_ids, error)
+            await send_error(send_with_ids, scope, unexpected(error))
         finally:
             duration = time.perf_counter() - start
             if metrics is not None:
@@ -127,18 +103,6 @@ class RequestContextMiddleware:
                 tracing.unbind(binding)
             request_id_var.reset(request_token)
             correlation_id_var.reset(correlation_token)
-
-    @staticmethod
-    async def _problem(scope: Scope, send: Send, error: Exception) -> None:
-        if is_dependency_failure(error):
-            logger.opt(exception=error).warning("dependency unavailable: {}", type(error).__name__)
-            status, code, detail = 503, ServiceUnavailable.code, ServiceUnavailable.detail
-            extra_headers = [(b"retry-after", b"1")]
-        else:
-            logger.opt(exception=error).error("unhandled error")
-            status, code, detail = 500, "internal_error", "An unexpected error occurred."
-            extra_headers = []
-        await send_problem(send, scope, status, code, detail, extra_headers)
 
     @staticmethod
     def _record(scope: Scope, status: int, duration: float, metrics: Any) -> None:

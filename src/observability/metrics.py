@@ -97,7 +97,7 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         if self.multiprocess:
-            MultiProcessCollector(self.registry, path=multiprocess_dir)
+            MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
 
     def watch_pool(self, role: str, engine: AsyncEngine) -> None:
         """Keep `db_pool_connections{engine=role}` current from the pool's own events.
@@ -136,4 +136,4 @@ class Metrics:
     def close(self) -> None:
         """In multiprocess mode, drop this worker's live gauges (active requests, pools)."""
         if self._multiprocess_dir:
-            mark_process_dead(os.getpid(), self._multiprocess_dir)
+            mark_process_dead(os.getpid(), self._multiprocess_dir)  # type: ignore[no-untyped-call]

@@ -227,7 +227,7 @@ class Tracing:
                 .create_up_down_counter("db.client.connections.usage")
             )
             for engine in engines:
-                EngineTracer(sql_tracer, engine.sync_engine, usage)
+                EngineTracer(sql_tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
             logger.info("exporting traces over OTLP to {}", endpoint)
         self._provider = provider
         if self.exporting:  # an application that exports nothing gives its spans no provider

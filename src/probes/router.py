@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from src import __version__
-from src.core.resources import Resources
+from src.runtime import Runtime
 
 router = APIRouter(include_in_schema=True, tags=["probes"])
 
@@ -31,12 +31,12 @@ Check = dict[str, Any]
 
 @router.get("/health", summary="Liveness: the process is up (touches no dependency)")
 async def health(request: Request) -> JSONResponse:
-    res: Resources = request.app.state.resources
-    lifecycle = request.app.state.lifecycle
+    runtime: Runtime = request.app.state.runtime
+    lifecycle = runtime.lifecycle
     return JSONResponse(
         {
             "status": "ok",
-            "service": res.settings.service_name,
+            "service": runtime.resources.settings.service_name,
             "version": __version__,
             "uptime_seconds": round(lifecycle.uptime(), 3),
         }
@@ -49,7 +49,8 @@ async def health(request: Request) -> JSONResponse:
     responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
 )
 async def ready(request: Request) -> JSONResponse:
-    res: Resources = request.app.state.resources
+    runtime: Runtime = request.app.state.runtime
+    res = runtime.resources
     settings = res.settings
     timeout = settings.ready_check_timeout_seconds
     redis = res.redis
@@ -67,7 +68,7 @@ async def ready(request: Request) -> JSONResponse:
         "memory": _memory(settings.ready_max_memory_percent),
         "disk": _disk(settings.ready_max_disk_percent),
     }
-    draining = request.app.state.lifecycle.draining
+    draining = runtime.lifecycle.draining
     ok = not draining and all(check["status"] != "fail" for check in checks.values())
     body: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
     if draining:
@@ -85,13 +86,13 @@ _EXPOSITION = {"schema": {"type": "string"}}
     responses={200: {"content": {"application/openmetrics-text": _EXPOSITION}}},
 )
 async def metrics(request: Request) -> Response:
-    res: Resources = request.app.state.resources
+    metrics = request.app.state.runtime.metrics
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    res.metrics.refresh()
-    if res.metrics.multiprocess:  # reads every worker's files: keep that off the event loop
-        body = await asyncio.to_thread(encoder, res.metrics.registry)
+    metrics.refresh()
+    if metrics.multiprocess:  # reads every worker's files: keep that off the event loop
+        body = await asyncio.to_thread(encoder, metrics.registry)
     else:
-        body = encoder(res.metrics.registry)
+        body = encoder(metrics.registry)
     return Response(body, media_type=None, headers={"Content-Type": content_type})
 
 

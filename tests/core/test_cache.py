@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from src.core.cache import Cache, CacheBackend, MemoryBackend, RedisBackend
+from src.core.cache.backends import MemoryBackend, RedisBackend
+from src.core.cache.policy import Cache
+from src.core.cache.port import CacheBackend
 from tests.conftest import RUN_ID, Backend
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from src.slices.signup.command import SignUp
+from src.slices.signup.commands import SignUp
 from tests.helpers import signup_body
 
 BCRYPT_HASH = re.compile(r"\$2[abxy]?\$\d{2}\$")

@@ -62,9 +62,14 @@ async def test_a_request_is_one_trace_in_the_callers_trace_with_sql_and_use_case
     use_case = only(spans, lambda s: s.name == "signup.execute")
     assert descends_from(use_case, server, spans)
     assert use_case.attributes["user.id"] == response.json()["id"]
-    sql = [s for s in spans if s.kind == CLIENT and "INSERT" in s.name]
-    assert sql, [s.name for s in spans]
-    assert all(descends_from(s, use_case, spans) for s in sql)
+    # The use case writes the write table; the boundary's commit runs the projector.
+    commit = only(spans, lambda s: s.name == "unit_of_work.commit")
+    assert descends_from(commit, server, spans)
+    assert not descends_from(commit, use_case, spans)
+    inserts = [s for s in spans if s.kind == CLIENT and "INSERT" in s.name]
+    assert len(inserts) == 2, [s.name for s in spans]
+    assert sum(descends_from(s, use_case, spans) for s in inserts) == 1
+    assert sum(descends_from(s, commit, spans) for s in inserts) == 1
     assert {s.resource["service.name"] for s in spans} == {"inkwell-traced"}
     assert {s.resource["deployment.environment"] for s in spans} == {"test"}
     assert "/v1/traces" in receiver.paths

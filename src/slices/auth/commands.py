@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.core.db import primary_reader
-from src.core.errors import InvalidCredentials, InvalidToken
+from src.core.db.uow import UnitOfWork
+from src.core.errors.types import InvalidCredentials, InvalidToken
 from src.core.security import PasswordHasher, TokenPair, TokenService
 from src.core.tables import users
 from src.core.validation import is_storable
@@ -23,19 +22,30 @@ tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class LogInCommand:
+    email: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshCommand:
+    refresh_token: str
+
+
+@dataclass(frozen=True, slots=True)
 class LogIn:
-    engine: AsyncEngine
+    uow: UnitOfWork
     hasher: PasswordHasher
     tokens: TokenService
 
-    async def execute(self, email: str, password: str) -> TokenPair:
+    async def execute(self, command: LogInCommand) -> TokenPair:
         with tracer.start_as_current_span("auth.login") as span:
-            address = email.strip().lower()
+            address = command.email.strip().lower()
             row = None
             # No account can have an address the database cannot even store (a NUL, a lone
             # surrogate): that is an unknown e-mail, not a query for PostgreSQL to choke on.
             if is_storable(address):
-                async with primary_reader(self.engine) as connection:
+                async with self.uow.reader() as connection:
                     row = (
                         await connection.execute(
                             select(users.c.id, users.c.password_hash).where(
@@ -44,7 +54,7 @@ class LogIn:
                         )
                     ).first()
             stored_hash = row.password_hash if row is not None else None
-            if not await self.hasher.verify(password, stored_hash) or row is None:
+            if not await self.hasher.verify(command.password, stored_hash) or row is None:
                 span.set_attribute("auth.outcome", "invalid_credentials")
                 raise InvalidCredentials()
             span.set_attribute("user.id", str(row.id))
@@ -53,14 +63,14 @@ class LogIn:
 
 @dataclass(frozen=True, slots=True)
 class Refresh:
-    engine: AsyncEngine
+    uow: UnitOfWork
     tokens: TokenService
 
-    async def execute(self, refresh_token: str) -> TokenPair:
+    async def execute(self, command: RefreshCommand) -> TokenPair:
         with tracer.start_as_current_span("auth.refresh") as span:
-            claims = self.tokens.decode(refresh_token, "refresh")
+            claims = self.tokens.decode(command.refresh_token, "refresh")
             span.set_attribute("user.id", str(claims.subject))
-            async with primary_reader(self.engine) as connection:
+            async with self.uow.reader() as connection:
                 exists = (
                     await connection.execute(select(users.c.id).where(users.c.id == claims.subject))
                 ).first()

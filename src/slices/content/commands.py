@@ -1,13 +1,15 @@
 """Content commands: `CreateContent`, `UpdateContent`, `DeleteContent`.
 
-They write `contents`, emit events that the projectors apply to `contents_read` and
-`users_read.content_count` in the same transaction, and invalidate the content caches after
-the commit. Authorization: only the author or an admin may change or delete; a missing
-content is 404 *before* ownership is checked, so ids cannot be probed.
+They write `contents` and emit events that the projectors apply to `contents_read` and
+`users_read.content_count` in the same transaction; the content caches are invalidated after
+the commit. Authorization: only the author or an admin may change or delete; a missing item is
+404 *before* ownership is checked, so ids cannot be probed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,17 +18,46 @@ from opentelemetry import trace
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Row
 
-from src.core.cache import Cache
-from src.core.db import UnitOfWork, UnitOfWorkFactory
-from src.core.errors import Forbidden, InvalidToken
+from src.core.cache.policy import Cache
+from src.core.db.uow import UnitOfWork
+from src.core.errors.types import Forbidden, InvalidToken
 from src.core.identity import Principal
 from src.core.tables import contents, users, utcnow
 from src.slices.content.errors import ContentNotFound
-from src.slices.content.events import ContentCreated, ContentDeleted, ContentUpdated
+from src.slices.content.events import ContentCreated, ContentDeleted, ContentState, ContentUpdated
 from src.slices.content.keys import LIST_GENERATION, item_key
-from src.slices.content.schemas import Author, Content, ContentCreate, ContentUpdate
 
 tracer = trace.get_tracer(__name__)
+
+
+class Unchanged(enum.Enum):
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+
+
+@dataclass(frozen=True, slots=True)
+class CreateContentCommand:
+    actor: Principal
+    title: str
+    body: str
+    image: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateContentCommand:
+    actor: Principal
+    content_id: uuid.UUID
+    title: str | None = None  # None: unchanged (a title cannot be removed)
+    body: str | None = None  # None: unchanged
+    image: str | Unchanged | None = UNCHANGED  # None removes the image
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteContentCommand:
+    actor: Principal
+    content_id: uuid.UUID
 
 
 async def _author(uow: UnitOfWork, user_id: uuid.UUID) -> Row[Any]:
@@ -42,16 +73,16 @@ async def _author(uow: UnitOfWork, user_id: uuid.UUID) -> Row[Any]:
     return row
 
 
-async def _owned_content(uow: UnitOfWork, principal: Principal, content_id: uuid.UUID) -> Row[Any]:
-    """The content row, locked for this transaction, if the principal may change it."""
+async def _owned_content(uow: UnitOfWork, actor: Principal, content_id: uuid.UUID) -> Row[Any]:
+    """The content row, locked for this transaction, if the actor may change it."""
     query = select(contents).where(contents.c.id == content_id)
-    if uow.engine.dialect.name == "postgresql":
+    if uow.dialect == "postgresql":
         query = query.with_for_update()
     row = (await uow.execute(query)).first()
     if row is None:
         raise ContentNotFound()
-    if row.author_id != principal.user_id:
-        caller = await _author(uow, principal.user_id)
+    if row.author_id != actor.user_id:
+        caller = await _author(uow, actor.user_id)
         if caller.role != "admin":
             raise Forbidden("Only the author or an admin may change this content.")
     return row
@@ -59,121 +90,101 @@ async def _owned_content(uow: UnitOfWork, principal: Principal, content_id: uuid
 
 @dataclass(frozen=True, slots=True)
 class CreateContent:
-    unit_of_work: UnitOfWorkFactory
+    uow: UnitOfWork
     cache: Cache
 
-    async def execute(self, principal: Principal, data: ContentCreate) -> Content:
+    async def execute(self, command: CreateContentCommand) -> ContentState:
         with tracer.start_as_current_span("content.create") as span:
             content_id = uuid.uuid4()
             span.set_attribute("content.id", str(content_id))
-            span.set_attribute("user.id", str(principal.user_id))
+            span.set_attribute("user.id", str(command.actor.user_id))
             now = utcnow()
-            async with self.unit_of_work() as uow:
-                author = await _author(uow, principal.user_id)
-                await uow.execute(
-                    insert(contents).values(
-                        id=content_id,
-                        author_id=author.id,
-                        title=data.title,
-                        body=data.content,
-                        image=data.image,
-                        created_at=now,
-                        updated_at=now,
-                    )
+            author = await _author(self.uow, command.actor.user_id)
+            await self.uow.execute(
+                insert(contents).values(
+                    id=content_id,
+                    author_id=author.id,
+                    title=command.title,
+                    body=command.body,
+                    image=command.image,
+                    created_at=now,
+                    updated_at=now,
                 )
-                uow.emit(
-                    ContentCreated(
-                        content_id=content_id,
-                        author_id=author.id,
-                        author_name=author.name,
-                        author_display_name=author.display_name,
-                        title=data.title,
-                        body=data.content,
-                        image=data.image,
-                        created_at=now,
-                    )
-                )
-                uow.after_commit(lambda: self.cache.invalidate(generations=(LIST_GENERATION,)))
-                await uow.commit()
-            return Content(
+            )
+            item = ContentState(
                 id=content_id,
-                title=data.title,
-                content=data.content,
-                image=data.image,
-                author=Author(id=author.id, name=author.name, display_name=author.display_name),
+                author_id=author.id,
+                author_name=author.name,
+                author_display_name=author.display_name,
+                title=command.title,
+                body=command.body,
+                image=command.image,
                 created_at=now,
                 updated_at=now,
             )
+            self.uow.emit(ContentCreated(item=item))
+            self.uow.after_commit(lambda: self.cache.invalidate(generations=(LIST_GENERATION,)))
+            return item
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateContent:
-    unit_of_work: UnitOfWorkFactory
+    uow: UnitOfWork
     cache: Cache
 
-    async def execute(
-        self, principal: Principal, content_id: uuid.UUID, changes: ContentUpdate
-    ) -> Content:
+    async def execute(self, command: UpdateContentCommand) -> ContentState:
         with tracer.start_as_current_span("content.update") as span:
+            content_id = command.content_id
             span.set_attribute("content.id", str(content_id))
-            span.set_attribute("user.id", str(principal.user_id))
-            async with self.unit_of_work() as uow:
-                row = await _owned_content(uow, principal, content_id)
-                fields = changes.model_fields_set
-                title = changes.title if "title" in fields and changes.title else row.title
-                body = changes.content if "content" in fields and changes.content else row.body
-                image = changes.image if "image" in fields else row.image
-                now = utcnow()
-                await uow.execute(
-                    update(contents)
-                    .where(contents.c.id == content_id)
-                    .values(title=title, body=body, image=image, updated_at=now)
-                )
-                uow.emit(
-                    ContentUpdated(
-                        content_id=content_id, title=title, body=body, image=image, updated_at=now
-                    )
-                )
-                author = (
-                    await uow.execute(
-                        select(users.c.id, users.c.name, users.c.display_name).where(
-                            users.c.id == row.author_id
-                        )
-                    )
-                ).one()
-                uow.after_commit(
-                    lambda: self.cache.invalidate(
-                        item_key(content_id), generations=(LIST_GENERATION,)
-                    )
-                )
-                await uow.commit()
-            return Content(
-                id=content_id,
-                title=title,
-                content=body,
-                image=image,
-                author=Author(id=author.id, name=author.name, display_name=author.display_name),
-                created_at=row.created_at,
-                updated_at=now,
+            span.set_attribute("user.id", str(command.actor.user_id))
+            row = await _owned_content(self.uow, command.actor, content_id)
+            changes: dict[str, Any] = {"updated_at": utcnow()}
+            if command.title is not None:
+                changes["title"] = command.title
+            if command.body is not None:
+                changes["body"] = command.body
+            if command.image is not UNCHANGED:
+                changes["image"] = command.image
+            await self.uow.execute(
+                update(contents).where(contents.c.id == content_id).values(**changes)
             )
+            author = (
+                await self.uow.execute(
+                    select(users.c.name, users.c.display_name).where(users.c.id == row.author_id)
+                )
+            ).one()
+            before = ContentState(
+                id=content_id,
+                author_id=row.author_id,
+                author_name=author.name,
+                author_display_name=author.display_name,
+                title=row.title,
+                body=row.body,
+                image=row.image,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+            item = dataclasses.replace(before, **changes)
+            self.uow.emit(ContentUpdated(item=item))
+            self.uow.after_commit(
+                lambda: self.cache.invalidate(item_key(content_id), generations=(LIST_GENERATION,))
+            )
+            return item
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteContent:
-    unit_of_work: UnitOfWorkFactory
+    uow: UnitOfWork
     cache: Cache
 
-    async def execute(self, principal: Principal, content_id: uuid.UUID) -> None:
+    async def execute(self, command: DeleteContentCommand) -> None:
         with tracer.start_as_current_span("content.delete") as span:
+            content_id = command.content_id
             span.set_attribute("content.id", str(content_id))
-            span.set_attribute("user.id", str(principal.user_id))
-            async with self.unit_of_work() as uow:
-                row = await _owned_content(uow, principal, content_id)
-                await uow.execute(delete(contents).where(contents.c.id == content_id))
-                uow.emit(ContentDeleted(content_id=content_id, author_id=row.author_id))
-                uow.after_commit(
-                    lambda: self.cache.invalidate(
-                        item_key(content_id), generations=(LIST_GENERATION,)
-                    )
-                )
-                await uow.commit()
+            span.set_attribute("user.id", str(command.actor.user_id))
+            row = await _owned_content(self.uow, command.actor, content_id)
+            await self.uow.execute(delete(contents).where(contents.c.id == content_id))
+            self.uow.emit(ContentDeleted(content_id=content_id, author_id=row.author_id))
+            self.uow.after_commit(
+                lambda: self.cache.invalidate(item_key(content_id), generations=(LIST_GENERATION,))
+            )

@@ -1,6 +1,8 @@
+"""Errors of the content slice."""
+
 from __future__ import annotations
 
-from src.core.errors import NotFound
+from src.core.errors.types import NotFound
 
 
 class ContentNotFound(NotFound):

@@ -10,8 +10,10 @@ from src.core.events import DomainEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ContentCreated(DomainEvent):
-    content_id: uuid.UUID
+class ContentState:
+    """An item as readers see it (its author's names copied in): a `contents_read` row."""
+
+    id: uuid.UUID
     author_id: uuid.UUID
     author_name: str
     author_display_name: str
@@ -19,17 +21,17 @@ class ContentCreated(DomainEvent):
     body: str
     image: str | None
     created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContentCreated(DomainEvent):
+    item: ContentState
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContentUpdated(DomainEvent):
-    """Carries the full new state of the editable fields."""
-
-    content_id: uuid.UUID
-    title: str
-    body: str
-    image: str | None
-    updated_at: dt.datetime
+    item: ContentState
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -11,26 +13,15 @@ from src.slices.content.events import ContentCreated, ContentDeleted, ContentUpd
 
 
 async def on_content_created(connection: AsyncConnection, event: ContentCreated) -> None:
-    await connection.execute(
-        insert(contents_read).values(
-            id=event.content_id,
-            author_id=event.author_id,
-            author_name=event.author_name,
-            author_display_name=event.author_display_name,
-            title=event.title,
-            body=event.body,
-            image=event.image,
-            created_at=event.created_at,
-            updated_at=event.created_at,
-        )
-    )
+    await connection.execute(insert(contents_read).values(**dataclasses.asdict(event.item)))
 
 
 async def on_content_updated(connection: AsyncConnection, event: ContentUpdated) -> None:
+    item = event.item
     await connection.execute(
         update(contents_read)
-        .where(contents_read.c.id == event.content_id)
-        .values(title=event.title, body=event.body, image=event.image, updated_at=event.updated_at)
+        .where(contents_read.c.id == item.id)
+        .values(title=item.title, body=item.body, image=item.image, updated_at=item.updated_at)
     )
 
 

@@ -1,8 +1,8 @@
 """Content queries: `GetContent` and `ListContent`.
 
-They read only `contents_read` (author names copied in: no joins) on the read engine, through
-the cache. The cached value is the response body itself, so a hit costs one cache round trip
-and no serialization.
+They read only `contents_read` (author names copied in: no joins) through the read handle and
+the cache. The cached value is the response body itself, so a hit costs one cache look-up and no
+serialization.
 """
 
 from __future__ import annotations
@@ -12,34 +12,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import Select, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select
 
-from src.core.cache import Cache, CacheStatus
-from src.core.pagination import CursorCodec
+from src.core.cache.policy import Cache
+from src.core.cache.port import CacheStatus
+from src.core.db.read import ReadHandle
+from src.core.pagination import CursorCodec, Keyset, split_page
 from src.core.tables import contents_read
 from src.slices.content.errors import ContentNotFound
+from src.slices.content.events import ContentState
 from src.slices.content.keys import ITEM_CACHE, LIST_CACHE, LIST_GENERATION, item_key, list_key
-from src.slices.content.schemas import Author, Content, ContentPage
+from src.slices.content.schemas import Content, ContentPage
 
 tracer = trace.get_tracer(__name__)
 
+_NEWEST_FIRST = Keyset(contents_read.c.created_at, contents_read.c.id)
+
 
 def _content(row: Any) -> Content:
-    return Content(
-        id=row.id,
-        title=row.title,
-        content=row.body,
-        image=row.image,
-        author=Author(id=row.author_id, name=row.author_name, display_name=row.author_display_name),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return Content.of(ContentState(**row._mapping))
 
 
 @dataclass(frozen=True, slots=True)
 class GetContent:
-    engine: AsyncEngine
+    read: ReadHandle
     cache: Cache
     ttl: int
 
@@ -49,12 +45,9 @@ class GetContent:
             span.set_attribute("content.id", str(content_id))
 
             async def load() -> bytes | None:
-                async with self.engine.connect() as connection:
-                    row = (
-                        await connection.execute(
-                            select(contents_read).where(contents_read.c.id == content_id)
-                        )
-                    ).first()
+                row = await self.read.first(
+                    select(contents_read).where(contents_read.c.id == content_id)
+                )
                 return None if row is None else _content(row).model_dump_json().encode()
 
             body, status = await self.cache.get_or_load(
@@ -68,7 +61,7 @@ class GetContent:
 
 @dataclass(frozen=True, slots=True)
 class ListContent:
-    engine: AsyncEngine
+    read: ReadHandle
     cache: Cache
     cursors: CursorCodec
     ttl: int
@@ -81,21 +74,12 @@ class ListContent:
             after = self.cursors.decode(cursor) if cursor else None  # 422 before any I/O
 
             async def load() -> bytes:
-                query: Select[Any] = select(contents_read).order_by(
-                    contents_read.c.created_at.desc(), contents_read.c.id.desc()
-                )
+                query = select(contents_read)
                 if author_id is not None:
                     query = query.where(contents_read.c.author_id == author_id)
-                if after is not None:
-                    query = query.where(
-                        tuple_(contents_read.c.created_at, contents_read.c.id) < after
-                    )
-                async with self.engine.connect() as connection:
-                    rows = (await connection.execute(query.limit(limit + 1))).all()
-                items = [_content(row) for row in rows[:limit]]
-                next_cursor = None
-                if len(rows) > limit:
-                    next_cursor = self.cursors.encode(items[-1].created_at, items[-1].id)
+                rows = await self.read.all(_NEWEST_FIRST.page(query, after, limit))
+                page, next_cursor = split_page(rows, limit, self.cursors)
+                items = [_content(row) for row in page]
                 return ContentPage(items=items, next_cursor=next_cursor).model_dump_json().encode()
 
             body, status = await self.cache.get_versioned(

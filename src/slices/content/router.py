@@ -5,18 +5,27 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from src.core.cache import CacheStatus
-from src.core.errors import problem_responses
+from src.core.cache.port import CacheStatus
+from src.core.db.uow import UnitOfWork
+from src.core.errors.openapi import problem_responses
 from src.core.identity import CurrentPrincipal
-from src.core.resources import Resources, resources
-from src.slices.content.commands import CreateContent, DeleteContent, UpdateContent
+from src.core.resources import Resources, resources, unit_of_work
+from src.slices.content.commands import (
+    UNCHANGED,
+    CreateContent,
+    CreateContentCommand,
+    DeleteContent,
+    DeleteContentCommand,
+    UpdateContent,
+    UpdateContentCommand,
+)
 from src.slices.content.queries import GetContent, ListContent
 from src.slices.content.schemas import Content, ContentCreate, ContentPage, ContentUpdate
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
 
 Res = Annotated[Resources, Depends(resources)]
-_STRING = {"type": "string"}
+Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 _CACHE_STATUS = {
     "Cache-Status": {
         "description": "RFC 9211: `inkwell; hit`, `inkwell; fwd=miss` or `inkwell; fwd=bypass`",
@@ -44,11 +53,12 @@ def _cached_json(body: bytes, cache_status: CacheStatus) -> Response:
     },
 )
 async def create_content(
-    body: ContentCreate, principal: CurrentPrincipal, res: Res, response: Response
+    body: ContentCreate, principal: CurrentPrincipal, res: Res, uow: Uow, response: Response
 ) -> Content:
-    content = await CreateContent(res.unit_of_work, res.cache).execute(principal, body)
-    response.headers["Location"] = f"/api/v1/content/{content.id}"
-    return content
+    command = CreateContentCommand(principal, body.title, body.content, body.image)
+    item = await CreateContent(uow, res.cache).execute(command)
+    response.headers["Location"] = f"/api/v1/content/{item.id}"
+    return Content.of(item)
 
 
 @router.get(
@@ -63,7 +73,7 @@ async def list_content(
     author_id: uuid.UUID | None = None,
 ) -> Response:
     query = ListContent(
-        res.database.read_engine, res.cache, res.cursors, res.settings.content_cache_ttl_seconds
+        res.database.read, res.cache, res.cursors, res.settings.content_cache_ttl_seconds
     )
     return _cached_json(*await query.execute(limit, cursor, author_id))
 
@@ -74,7 +84,7 @@ async def list_content(
     responses={200: {"headers": _CACHE_STATUS}, **problem_responses(404, 422)},
 )
 async def get_content(content_id: uuid.UUID, res: Res) -> Response:
-    query = GetContent(res.database.read_engine, res.cache, res.settings.content_cache_ttl_seconds)
+    query = GetContent(res.database.read, res.cache, res.settings.content_cache_ttl_seconds)
     return _cached_json(*await query.execute(content_id))
 
 
@@ -82,9 +92,17 @@ async def get_content(content_id: uuid.UUID, res: Res) -> Response:
     "/{content_id}", response_model=Content, responses=problem_responses(401, 403, 404, 422)
 )
 async def update_content(
-    content_id: uuid.UUID, body: ContentUpdate, principal: CurrentPrincipal, res: Res
+    content_id: uuid.UUID, body: ContentUpdate, principal: CurrentPrincipal, res: Res, uow: Uow
 ) -> Content:
-    return await UpdateContent(res.unit_of_work, res.cache).execute(principal, content_id, body)
+    given = body.model_fields_set
+    command = UpdateContentCommand(
+        principal,
+        content_id,
+        title=body.title,
+        body=body.content,
+        image=body.image if "image" in given else UNCHANGED,
+    )
+    return Content.of(await UpdateContent(uow, res.cache).execute(command))
 
 
 @router.delete(
@@ -93,6 +111,8 @@ async def update_content(
     response_class=Response,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def delete_content(content_id: uuid.UUID, principal: CurrentPrincipal, res: Res) -> Response:
-    await DeleteContent(res.unit_of_work, res.cache).execute(principal, content_id)
+async def delete_content(
+    content_id: uuid.UUID, principal: CurrentPrincipal, res: Res, uow: Uow
+) -> Response:
+    await DeleteContent(uow, res.cache).execute(DeleteContentCommand(principal, content_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

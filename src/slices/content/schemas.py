@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 
 from src.core.validation import MultiLine, SingleLine
+from src.slices.content.events import ContentState
 
 
 def _http_url(value: str) -> str:
@@ -82,6 +83,21 @@ class Content(BaseModel):
     author: Author
     created_at: dt.datetime
     updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, item: ContentState) -> Content:
+        """The one place an item's answer is assembled (commands and queries alike)."""
+        return cls(
+            id=item.id,
+            title=item.title,
+            content=item.body,
+            image=item.image,
+            author=Author(
+                id=item.author_id, name=item.author_name, display_name=item.author_display_name
+            ),
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
 
 
 class ContentPage(BaseModel):

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from src.core.errors import problem_responses
-from src.core.resources import Resources, resources
-from src.slices.signup.command import SignUp
+from src.core.db.uow import UnitOfWork
+from src.core.errors.openapi import problem_responses
+from src.core.resources import Resources, resources, unit_of_work
+from src.slices.signup.commands import SignUp, SignUpCommand
 from src.slices.signup.schemas import SignUpRequest, SignUpResponse
 
 
@@ -23,18 +24,20 @@ class _CountInvalidSignups(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError:
-                request.app.state.resources.metrics.signup_requests.labels(status="invalid").inc()
+                request.app.state.resources.signup_outcomes.labels(status="invalid").inc()
                 raise
 
         return counted
 
 
-_STRING = {"type": "string"}
 router = APIRouter(prefix="/api/v1", tags=["signup"], route_class=_CountInvalidSignups)
 
 
-async def sign_up(res: Annotated[Resources, Depends(resources)]) -> SignUp:
-    return SignUp(res.unit_of_work, res.hasher, res.metrics.signup_requests)
+async def sign_up(
+    res: Annotated[Resources, Depends(resources)],
+    uow: Annotated[UnitOfWork, Depends(unit_of_work)],
+) -> SignUp:
+    return SignUp(uow, res.hasher, res.signup_outcomes)
 
 
 @router.post(
@@ -54,7 +57,7 @@ async def signup(
     response: Response,
     use_case: Annotated[SignUp, Depends(sign_up)],
 ) -> SignUpResponse:
-    user = await use_case.execute(body)
+    user = await use_case.execute(SignUpCommand(**body.model_dump()))
     response.headers["Location"] = f"/api/v1/users/{user.user_id}"
     return SignUpResponse(
         id=user.user_id,

@@ -9,6 +9,7 @@ from src.core.events import EventDispatcher
 from src.core.tables import contents, users, users_read
 from src.slices.content.events import ContentCreated, ContentDeleted
 from src.slices.signup.events import UserSignedUp
+from src.slices.users.events import RoleChanged
 
 
 async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) -> None:
@@ -32,7 +33,7 @@ async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) ->
 async def on_content_created(connection: AsyncConnection, event: ContentCreated) -> None:
     await connection.execute(
         update(users_read)
-        .where(users_read.c.id == event.author_id)
+        .where(users_read.c.id == event.item.author_id)
         .values(content_count=users_read.c.content_count + 1)
     )
 
@@ -45,10 +46,19 @@ async def on_content_deleted(connection: AsyncConnection, event: ContentDeleted)
     )
 
 
+async def on_role_changed(connection: AsyncConnection, event: RoleChanged) -> None:
+    await connection.execute(
+        update(users_read)
+        .where(users_read.c.id == event.user_id)
+        .values(role=event.role, updated_at=event.changed_at)
+    )
+
+
 def register(dispatcher: EventDispatcher) -> None:
     dispatcher.subscribe(UserSignedUp, on_user_signed_up)
     dispatcher.subscribe(ContentCreated, on_content_created)
     dispatcher.subscribe(ContentDeleted, on_content_deleted)
+    dispatcher.subscribe(RoleChanged, on_role_changed)
 
 
 async def rebuild(connection: AsyncConnection) -> None:

@@ -6,13 +6,14 @@ import uuid
 from dataclasses import dataclass
 
 from opentelemetry import trace
-from sqlalchemy import bindparam, select, true, tuple_
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import bindparam, select, true
 
-from src.core.errors import InvalidToken, NotFound
+from src.core.db.read import ReadHandle
+from src.core.errors.types import InvalidToken
 from src.core.identity import Principal
-from src.core.pagination import CursorCodec
+from src.core.pagination import CursorCodec, Keyset, split_page
 from src.core.tables import contents_read, users_read
+from src.slices.users.errors import UserNotFound
 from src.slices.users.schemas import (
     PrivateProfile,
     UserPage,
@@ -31,10 +32,7 @@ _PUBLIC_COLUMNS = (
     users_read.c.content_count,
     users_read.c.created_at,
 )
-
-
-class UserNotFound(NotFound):
-    code, detail = "user_not_found", "No user has this id."
+_NEWEST_FIRST = Keyset(users_read.c.created_at, users_read.c.id)
 
 
 NEWEST_CONTENTS = 20
@@ -68,15 +66,13 @@ class GetUser:
     """A public profile with the user's newest content summaries (users are never cached:
     profile data must always be fresh)."""
 
-    engine: AsyncEngine
+    read: ReadHandle
 
     async def execute(self, user_id: uuid.UUID) -> bytes:
         """The `UserProfile` JSON body."""
         with tracer.start_as_current_span("users.get") as span:
             span.set_attribute("user.id", str(user_id))
-            parameters = {"user_id": user_id}
-            async with self.engine.connect() as connection:
-                rows = (await connection.execute(_GET_PROFILE, parameters)).all()
+            rows = await self.read.all(_GET_PROFILE, {"user_id": user_id})
             if not rows:
                 raise UserNotFound()
             contents = [
@@ -94,17 +90,14 @@ class GetUser:
 
 @dataclass(frozen=True, slots=True)
 class GetMyProfile:
-    engine: AsyncEngine
+    read: ReadHandle
 
     async def execute(self, principal: Principal) -> PrivateProfile:
         with tracer.start_as_current_span("users.me") as span:
             span.set_attribute("user.id", str(principal.user_id))
-            async with self.engine.connect() as connection:
-                row = (
-                    await connection.execute(
-                        select(users_read).where(users_read.c.id == principal.user_id)
-                    )
-                ).first()
+            row = await self.read.first(
+                select(users_read).where(users_read.c.id == principal.user_id)
+            )
             if row is None:  # the token is genuine but the account is gone
                 raise InvalidToken()
             return PrivateProfile.model_validate(row)
@@ -112,23 +105,15 @@ class GetMyProfile:
 
 @dataclass(frozen=True, slots=True)
 class ListUsers:
-    engine: AsyncEngine
+    read: ReadHandle
     cursors: CursorCodec
 
     async def execute(self, limit: int, cursor: str | None) -> UserPage:
         with tracer.start_as_current_span("users.list") as span:
             span.set_attribute("page.limit", limit)
-            query = select(*_PUBLIC_COLUMNS).order_by(
-                users_read.c.created_at.desc(), users_read.c.id.desc()
+            after = self.cursors.decode(cursor) if cursor else None
+            rows = await self.read.all(_NEWEST_FIRST.page(select(*_PUBLIC_COLUMNS), after, limit))
+            page, next_cursor = split_page(rows, limit, self.cursors)
+            return UserPage(
+                items=[UserPublic.model_validate(row) for row in page], next_cursor=next_cursor
             )
-            if cursor:
-                after = self.cursors.decode(cursor)
-                query = query.where(tuple_(users_read.c.created_at, users_read.c.id) < after)
-            async with self.engine.connect() as connection:
-                rows = (await connection.execute(query.limit(limit + 1))).all()
-            items = [UserPublic.model_validate(row) for row in rows[:limit]]
-            next_cursor = None
-            if len(rows) > limit:
-                last = items[-1]
-                next_cursor = self.cursors.encode(last.created_at, last.id)
-            return UserPage(items=items, next_cursor=next_cursor)

@@ -1,9 +1,9 @@
 """`SignUp`: create a user account.
 
-The password is hashed before the transaction opens (bcrypt never holds a database
-connection or lock). Duplicates are refused twice over: a cheap look-up before hashing, so a
-known address costs no bcrypt, and the unique constraints at insert, so two racing signups
-for one address give exactly one 201 and 409s — never a 500.
+The password is hashed before the first statement (bcrypt never holds a database connection or
+lock: the unit of work connects at its first write). Duplicates are refused twice over: a cheap
+look-up before hashing, so a known address costs no bcrypt, and the unique constraints at
+insert, so two racing signups for one address give exactly one 201 and 409s — never a 500.
 """
 
 from __future__ import annotations
@@ -16,31 +16,34 @@ from prometheus_client import Counter
 from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from src.core.db import UnitOfWorkFactory, violated_unique
-from src.core.errors import Conflict
+from src.core.db.uow import UnitOfWork, violated_unique
+from src.core.errors.types import Conflict
 from src.core.security import PasswordHasher
 from src.core.tables import users, utcnow
+from src.slices.signup.errors import EmailTaken, PhoneTaken
 from src.slices.signup.events import UserSignedUp
-from src.slices.signup.schemas import SignUpRequest
 
 tracer = trace.get_tracer(__name__)
 
 
-class EmailTaken(Conflict):
-    code, detail = "email_taken", "A user with this email already exists."
-
-
-class PhoneTaken(Conflict):
-    code, detail = "phone_taken", "A user with this phone number already exists."
+@dataclass(frozen=True, slots=True)
+class SignUpCommand:
+    name: str
+    email: str  # already normalized (lower-cased)
+    password: str
+    display_name: str | None = None
+    phone_number: str | None = None
+    country: str | None = None
+    state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SignUp:
-    unit_of_work: UnitOfWorkFactory
+    uow: UnitOfWork
     hasher: PasswordHasher
     outcomes: Counter  # signup_requests_total{status}
 
-    async def execute(self, command: SignUpRequest) -> UserSignedUp:
+    async def execute(self, command: SignUpCommand) -> UserSignedUp:
         try:
             created = await self._sign_up(command)
         except Conflict:
@@ -52,7 +55,7 @@ class SignUp:
         self.outcomes.labels(status="success").inc()
         return created
 
-    async def _sign_up(self, command: SignUpRequest) -> UserSignedUp:
+    async def _sign_up(self, command: SignUpCommand) -> UserSignedUp:
         with tracer.start_as_current_span("signup.execute") as span:
             user_id = uuid.uuid4()
             span.set_attribute("user.id", str(user_id))
@@ -70,34 +73,32 @@ class SignUp:
                 role="user",
                 created_at=now,
             )
-            async with self.unit_of_work() as uow:
-                try:
-                    await uow.execute(
-                        insert(users).values(
-                            id=user_id,
-                            name=created.name,
-                            email=created.email,
-                            phone_number=created.phone_number,
-                            password_hash=password_hash,
-                            country=created.country,
-                            state=created.state,
-                            display_name=created.display_name,
-                            role=created.role,
-                            created_at=now,
-                            updated_at=now,
-                        )
+            try:
+                await self.uow.execute(
+                    insert(users).values(
+                        id=user_id,
+                        name=created.name,
+                        email=created.email,
+                        phone_number=created.phone_number,
+                        password_hash=password_hash,
+                        country=created.country,
+                        state=created.state,
+                        display_name=created.display_name,
+                        role=created.role,
+                        created_at=now,
+                        updated_at=now,
                     )
-                    uow.emit(created)
-                    await uow.commit()
-                except IntegrityError as error:
-                    raise _conflict(error) from error
+                )
+            except IntegrityError as error:
+                raise _conflict(error) from error
+            self.uow.emit(created)
             return created
 
-    async def _refuse_known(self, command: SignUpRequest) -> None:
+    async def _refuse_known(self, command: SignUpCommand) -> None:
         conditions = [users.c.email == command.email]
         if command.phone_number:
             conditions.append(users.c.phone_number == command.phone_number)
-        async with self.unit_of_work().reader() as connection:
+        async with self.uow.reader() as connection:
             rows = await connection.execute(
                 select(users.c.email, users.c.phone_number).where(or_(*conditions)).limit(2)
             )

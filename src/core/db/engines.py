@@ -1,0 +1,159 @@
+"""The write and read engines.
+
+* The **write engine** talks to the primary. Commands use it through a unit of work (`uow.py`)
+  that the request boundary commits once.
+* The **read engine** talks to `READ_DATABASE_URL` (a streaming replica in production; the same
+  database by default). Queries reach it only through a `ReadHandle` (`read.py`), in autocommit
+  mode: one round trip per statement, no BEGIN/COMMIT.
+
+On SQLite (the embedded default) every connection runs in WAL mode with a busy timeout and
+foreign keys on, and write transactions start with `BEGIN IMMEDIATE`, so two writers queue on
+the database lock instead of failing when one upgrades a read lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+from loguru import logger
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from src.core.db.read import ReadHandle
+from src.settings import Settings
+
+EngineRole = Literal["write", "read"]
+
+# A pooled connection that sat idle longer than this is pinged before it is handed out.
+PING_IDLE_SECONDS = 1.0
+
+
+def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine:
+    """An async engine for `url`, tuned for its backend and role."""
+    options: dict[str, Any] = {"pool_recycle": 1800}
+    if role == "read":
+        options["isolation_level"] = "AUTOCOMMIT"
+    if url.startswith("sqlite"):
+        ensure_sqlite_directory(url)
+        options["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
+        options.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        options["pool_timeout"] = settings.db_pool_timeout_seconds
+        engine = create_async_engine(url, **options)
+        _tune_sqlite(engine, settings, role)
+        ping_when_idle(engine)
+        return engine
+    options.update(
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
+    if url.startswith("postgresql+asyncpg"):
+        options["connect_args"] = {
+            "timeout": settings.db_connect_timeout_seconds,
+            # A statement that gets no answer (a network partition leaves the socket open)
+            # fails after this long instead of hanging the request; it also bounds pre-ping.
+            "command_timeout": settings.db_command_timeout_seconds,
+            "server_settings": {"application_name": f"{settings.service_name}-{role}"},
+        }
+    engine = create_async_engine(url, **options)
+    ping_when_idle(engine)
+    return engine
+
+
+def ping_when_idle(engine: AsyncEngine, idle_seconds: float = PING_IDLE_SECONDS) -> None:
+    """Pessimistic disconnect handling that costs a busy pool nothing.
+
+    `pool_pre_ping` pings on *every* checkout: one extra database round trip per query. A
+    connection that was checked in moments ago is as alive as the ping would prove, so only
+    connections idle for more than `idle_seconds` (where a restarted or failed-over server,
+    or a proxy's idle timeout, leaves dead sockets behind) are pinged. A failed ping discards
+    the connection and the pool hands out a fresh one; a connection that dies mid-query is
+    detected by SQLAlchemy, which then invalidates the whole pool, as before.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _remember_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at <= idle_seconds:
+            return  # fresh from connect(), or in use a moment ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("ping failed") from error
+        if alive is False:
+            raise DisconnectionError("ping failed")
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    """Create the folder of a file-backed SQLite database (`./var` by default)."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError:  # left to the first connection, which answers 503
+            logger.warning("cannot create the folder of SQLite database {}", database)
+
+
+def _tune_sqlite(engine: AsyncEngine, settings: Settings, role: EngineRole) -> None:
+    busy_timeout = settings.sqlite_busy_timeout_ms
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    if role == "write":
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """The process's two engines. Created in the application's lifespan, disposed in it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.write_engine = create_engine(settings.database_url, settings, "write")
+        self.read_engine = create_engine(settings.effective_read_database_url, settings, "read")
+        self.read = ReadHandle(self.read_engine)
+
+    @property
+    def engines(self) -> dict[EngineRole, AsyncEngine]:
+        return {"write": self.write_engine, "read": self.read_engine}
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        await self.read_engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def primary_reader(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """An autocommit connection to the primary for a command's own look-ups.
+
+    For reads of the write tables that need no transaction — and on SQLite must not take the
+    write lock — such as refusing a duplicate before paying for bcrypt, or finding the user
+    who logs in (the primary, so a just-created account can log in with a lagging replica).
+    """
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")

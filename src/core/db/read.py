@@ -1,0 +1,45 @@
+"""The read side: the only handle queries get to the database.
+
+A query receives a `ReadHandle`, never an engine, so it cannot be handed the write engine by
+mistake (the types differ) and cannot open a transaction: every statement runs on the read
+engine (a replica in production) in autocommit mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
+
+
+class ReadHandle:
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @property
+    def dialect(self) -> str:
+        """`postgresql` or `sqlite`: for the few queries written per backend (search)."""
+        return self._engine.dialect.name
+
+    async def all(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        async with self._engine.connect() as connection:
+            return (await connection.execute(statement, parameters)).all()
+
+    async def first(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Row[Any] | None:
+        async with self._engine.connect() as connection:
+            return (await connection.execute(statement, parameters)).first()
+
+    async def scalar(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Any:
+        async with self._engine.connect() as connection:
+            return (await connection.execute(statement, parameters)).scalar()

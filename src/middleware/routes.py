@@ -1,0 +1,61 @@
+"""What the router will do with a request, known before it runs (for the layers in front).
+
+* `route_template(scope)`: the route template — never the raw path — for metric labels and
+  access lines, also for answers given before routing (a 429, an idempotent replay, a 413).
+* `reaches_api_operation(scope)`: whether a request reaches an API operation (its path and
+  method match one under `/api/`); a 404 or 405 has nothing to commit, and nothing an
+  Idempotency-Key may store.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fastapi.routing import iter_route_contexts
+from starlette.routing import compile_path
+from starlette.types import Scope
+
+_TABLE = "inkwell_route_table"
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    pattern: re.Pattern[str]
+    template: str
+    methods: frozenset[str]
+
+
+def _table(scope: Scope) -> tuple[_Route, ...]:
+    app = scope["app"]
+    table: tuple[_Route, ...] | None = getattr(app.state, _TABLE, None)
+    if table is None:
+        table = tuple(
+            _Route(compile_path(path)[0], path, frozenset(context.methods or ()))
+            for context in iter_route_contexts(app.routes)
+            if isinstance(path := getattr(context, "path", None), str)
+        )
+        setattr(app.state, _TABLE, table)
+    return table
+
+
+def route_template(scope: Scope) -> str:
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    if scope.get("app") is None:
+        return "unmatched"
+    for route in _table(scope):
+        if route.pattern.match(scope["path"]):
+            return route.template
+    return "unmatched"
+
+
+def reaches_api_operation(scope: Scope) -> bool:
+    path = scope["path"]
+    if not path.startswith("/api/") or scope.get("app") is None:
+        return False
+    method = scope["method"]
+    return any(
+        method in route.methods and route.pattern.match(path) is not None for route in _table(scope)
+    )

@@ -1,0 +1,128 @@
+"""The command boundary: one commit point, the same path and failures with and without a key."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from src.core.tables import idempotency_records, users, users_read
+from src.slices.signup.commands import SignUp
+from src.slices.signup.events import UserSignedUp
+from tests.conftest import Backend
+from tests.helpers import assert_problem, signup_body
+
+KEYED = pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
+
+
+async def rows(backend: Backend, table: Any, email: str | None = None) -> int:
+    engine = create_async_engine(backend.database_url)
+    try:
+        async with engine.connect() as connection:
+            query = select(func.count()).select_from(table)
+            if email is not None:
+                query = query.where(table.c.email == email)
+            return int((await connection.execute(query)).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+def headers(keyed: bool) -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())} if keyed else {}
+
+
+@KEYED
+async def test_a_success_commits_the_write_table_and_the_read_model(
+    client: httpx.AsyncClient, backend: Backend, keyed: bool
+) -> None:
+    body = signup_body()
+    response = await client.post("/api/v1/signup", json=body, headers=headers(keyed))
+    assert response.status_code == 201
+    assert await rows(backend, users, body["email"]) == 1
+    assert await rows(backend, users_read, body["email"]) == 1
+    assert await rows(backend, idempotency_records) == (1 if keyed else 0)
+
+
+@KEYED
+async def test_a_failing_projector_rolls_back_the_write_and_is_500(
+    client: httpx.AsyncClient, backend: Backend, keyed: bool
+) -> None:
+    async def explode(connection: AsyncConnection, event: UserSignedUp) -> None:
+        raise RuntimeError("projector bug")
+
+    client.app.state.resources.dispatcher.subscribe(UserSignedUp, explode)  # type: ignore[attr-defined]
+    body = signup_body()
+    response = await client.post("/api/v1/signup", json=body, headers=headers(keyed))
+    assert_problem(response, 500, "internal_error")
+    assert await rows(backend, users, body["email"]) == 0
+    assert await rows(backend, users_read, body["email"]) == 0
+    assert await rows(backend, idempotency_records) == 0  # the key is free for a retry
+
+
+@KEYED
+async def test_a_database_failure_at_commit_is_503_and_nothing_is_written(
+    client: httpx.AsyncClient, backend: Backend, keyed: bool
+) -> None:
+    async def database_gone(connection: AsyncConnection, event: UserSignedUp) -> None:
+        raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+
+    client.app.state.resources.dispatcher.subscribe(UserSignedUp, database_gone)  # type: ignore[attr-defined]
+    body = signup_body()
+    response = await client.post("/api/v1/signup", json=body, headers=headers(keyed))
+    assert_problem(response, 503, "service_unavailable")
+    assert response.headers["retry-after"] == "1"
+    assert await rows(backend, users, body["email"]) == 0
+    assert await rows(backend, idempotency_records) == 0
+
+
+@KEYED
+async def test_a_crash_in_the_use_case_after_writing_rolls_back(
+    make_client: Callable[..., Any],
+    backend: Backend,
+    keyed: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = SignUp._sign_up
+
+    async def write_then_crash(self: SignUp, command: Any) -> Any:
+        await original(self, command)
+        raise RuntimeError("after the insert")
+
+    monkeypatch.setattr(SignUp, "_sign_up", write_then_crash)
+    body = signup_body()
+    async with make_client() as client:
+        response = await client.post("/api/v1/signup", json=body, headers=headers(keyed))
+    assert_problem(response, 500, "internal_error")
+    assert await rows(backend, users, body["email"]) == 0
+    assert await rows(backend, idempotency_records) == 0
+
+
+@KEYED
+async def test_a_refusal_rolls_back_the_commands_writes(
+    client: httpx.AsyncClient, backend: Backend, keyed: bool
+) -> None:
+    body = signup_body()
+    assert (await client.post("/api/v1/signup", json=body)).status_code == 201
+    again = signup_body(email=body["email"])
+    response = await client.post("/api/v1/signup", json=again, headers=headers(keyed))
+    assert_problem(response, 409, "email_taken")
+    assert await rows(backend, users, body["email"]) == 1
+    # a keyed refusal is stored (and replays); an unkeyed one leaves nothing
+    assert await rows(backend, idempotency_records) == (1 if keyed else 0)
+
+
+async def test_a_request_that_reaches_no_operation_stores_nothing(
+    client: httpx.AsyncClient, backend: Backend
+) -> None:
+    for method, path in (("POST", "/api/v1/nothing"), ("DELETE", "/api/v1/signup")):
+        response = await client.request(
+            method, path, json={}, headers={"Idempotency-Key": str(uuid.uuid4())}
+        )
+        assert response.status_code in (404, 405)
+    assert await rows(backend, idempotency_records) == 0
