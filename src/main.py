@@ -78,7 +78,9 @@ def build_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> Ca
     if redis is not None:
         backend = RedisBackend(redis, settings.redis_key_prefix)
     else:
-        backend = MemoryBackend(settings.content_cache_max_entries)
+        backend = MemoryBackend(
+            settings.content_cache_max_entries, settings.content_cache_max_bytes
+        )
     return Cache(
         backend,
         name="redis" if redis is not None else "memory",

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
 
     content_cache_ttl_seconds: int = Field(default=600, ge=1)
     content_cache_max_entries: int = Field(default=10_000, ge=1)
+    # The in-process cache (embedded default, no REDIS_URL) is bounded by bytes too: keys,
+    # values and a per-entry estimate. Redis is bounded by its own `maxmemory`.
+    content_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     cache_reinvalidate_seconds: float = Field(default=5.0, ge=0)
 
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)

@@ -3,6 +3,11 @@
 A cursor names the last row of a page by its sort key `(created_at, id)`. It is base64url JSON
 followed by an HMAC, so a client can neither read meaning into it nor forge one that skips
 the index; a garbled or forged cursor is a 422 `validation_error` on the `cursor` parameter.
+
+Decoding is strict: only the exact text `encode()` produces is accepted (unpadded base64url, no
+stray characters, no other spelling of the same bytes). A lenient decoder would let one page be
+asked for under endless spellings; anything keyed by them (a cache) would store a copy for each.
+Caches key a page by its decoded position anyway (`position_key`), never by the client's text.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +31,8 @@ from src.core.errors.types import ValidationFailed
 T = TypeVar("T")
 
 _SIGNATURE_BYTES = 12
+_MAX_PART_LENGTH = 512
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class CursorCodec:
@@ -61,9 +69,30 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if len(text) > 512:
+    """The bytes of `text` if it is exactly how `_b64` writes them, else ValueError."""
+    if len(text) > _MAX_PART_LENGTH:
         raise ValueError("cursor too long")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _BASE64URL.fullmatch(text) is None:
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:  # e.g. non-zero padding bits: another spelling of the same bytes
+        raise ValueError("not the canonical spelling")
+    return data
+
+
+def position_key(position: tuple[object, ...] | None) -> str:
+    """A page position (a decoded cursor) as cache-key text: one text per position."""
+    if position is None:
+        return ""
+    return ":".join(_key_part(part) for part in position)
+
+
+def _key_part(part: object) -> str:
+    if isinstance(part, dt.datetime):
+        return part.astimezone(dt.UTC).isoformat()
+    if isinstance(part, uuid.UUID):
+        return part.hex
+    return str(part)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,7 @@ class ListContent:
                 return ContentPage(items=items, next_cursor=next_cursor).model_dump_json().encode()
 
             body, status = await self.cache.get_versioned(
-                LIST_CACHE, LIST_GENERATION, list_key(author_id, limit, cursor), self.ttl, load
+                LIST_CACHE, LIST_GENERATION, list_key(author_id, limit, after), self.ttl, load
             )
             span.set_attribute("cache.status", status)
             return body, status
