@@ -1,8 +1,8 @@
 """`create_app(settings)`: wiring only — middleware order, routers, lifespan.
 
 Request path (outermost first):
-  OpenTelemetry server span → request context (ids, access line, metrics, last-resort errors)
-  → security headers → body limit → CORS → rate limit → command boundary (the one commit
+  OpenTelemetry server span → edge (ids, security headers, body limit, access line, metrics,
+  last-resort errors: one send wrapper) → CORS → rate limit → command boundary (the one commit
   point; Idempotency-Key) → router → use case.
 """
 
@@ -29,10 +29,9 @@ from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
 from src.middleware.boundary import CommandBoundary
+from src.middleware.edge import Edge
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
-from src.middleware.request_context import RequestContextMiddleware
-from src.middleware.security_headers import BodyLimitMiddleware, SecurityHeadersMiddleware
 from src.observability.logging import configure_logging
 from src.observability.metrics import Metrics
 from src.observability.tracing import Tracing
@@ -163,6 +162,9 @@ def create_app(
         # Traces come from src/observability/tracing.py and HTTP metrics from
         # prometheus-client; FastAPI's own telemetry would add a second set of both.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # No trailing-slash redirects: Starlette builds their Location from the client's Host
+        # header. `/api/v1/content/` is a 404 like any other path the API does not serve.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.lifecycle = lifecycle
@@ -202,9 +204,7 @@ def create_app(
                 "Cache-Status",
             ],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
     tracing.instrument_app(app)  # the server span wraps the whole stack
     return app
 
