@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
+from pydantic import ValidationError
 
 from src.settings import Settings
 
@@ -128,6 +129,16 @@ async def _purge_idempotency(settings: Settings) -> int:
     return 0
 
 
+def configuration_errors(error: ValidationError) -> str:
+    """What is wrong with the environment, one variable a line, without a traceback."""
+    lines = ["inkwell: invalid configuration"]
+    for problem in error.errors():
+        name = "_".join(str(part) for part in problem["loc"]).upper() or "(settings)"
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  {name}: {message}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inkwell", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -147,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(configuration_errors(error), file=sys.stderr)
+        return 2
     if args.command == "serve":
         serve(settings)
         return 0

@@ -35,7 +35,7 @@ from src.middleware.request_context import RequestContextMiddleware
 from src.middleware.security_headers import BodyLimitMiddleware, SecurityHeadersMiddleware
 from src.observability.logging import configure_logging
 from src.observability.metrics import Metrics
-from src.observability.tracing import Tracing
+from src.observability.tracing import configure_tracing
 from src.probes import router as probes
 from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
 from src.runtime import Runtime
@@ -100,12 +100,11 @@ def create_app(
     settings = settings or Settings()
     lifecycle = lifecycle or process_lifecycle
     configure_logging(settings.log_level, settings.effective_log_format)
-    tracing = Tracing(settings)
+    tracing = configure_tracing(settings)  # once per process: the first call decides
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings)
-        tracing.start(database.engines.values())
         metrics = Metrics(settings.prometheus_multiproc_dir)
         for role, engine in database.engines.items():
             metrics.watch_pool(role, engine)
@@ -151,7 +150,7 @@ def create_app(
                 await redis.aclose()
             await database.dispose()
             metrics.close()
-            await tracing.shutdown()
+            await tracing.flush()
 
     app = FastAPI(
         title="Inkwell",
@@ -208,6 +207,9 @@ def create_app(
 
 
 def create_served_app() -> FastAPI:
-    """Factory for `inkwell serve` (uvicorn `--factory`): settings from the environment, and
-    SIGTERM drains before shutting down."""
-    return create_app(Settings(), drain_on_sigterm=True)
+    """Factory for `inkwell serve` (uvicorn `--factory`), run once in each worker process:
+    settings from the environment, the process's tracing, and SIGTERM drains before shutting
+    down."""
+    settings = Settings()
+    configure_tracing(settings)
+    return create_app(settings, drain_on_sigterm=True)
