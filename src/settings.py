@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     ready_max_memory_percent: float = Field(default=95.0, gt=0, le=100)
     ready_max_disk_percent: float = Field(default=95.0, gt=0, le=100)
     ready_check_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Where cgroup v2 is mounted (memory figures of the container); tests point it elsewhere.
+    ready_cgroup_root: str = "/sys/fs/cgroup"
 
     log_level: str = "INFO"
     log_format: Literal["json", "pretty"] | None = None
