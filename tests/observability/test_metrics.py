@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from src import __version__
 from tests.helpers import sign_up, signup_body
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -202,3 +204,14 @@ async def test_promtool_accepts_a_real_scrape(client: httpx.AsyncClient) -> None
     )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert re.search(rb"\S", result.stdout + result.stderr) is None, result.stdout + result.stderr
+
+
+async def test_build_info_names_the_running_version(client: httpx.AsyncClient) -> None:
+    families = await scrape(client)
+    (info,) = samples(families, "inkwell_build_info")
+    assert info.value == 1
+    assert info.labels == {
+        "version": __version__,
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+    }
