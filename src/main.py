@@ -23,7 +23,7 @@ from src.core.cache.policy import Cache
 from src.core.cache.port import CacheBackend
 from src.core.db.engines import Database
 from src.core.errors.handlers import install_error_handlers
-from src.core.errors.openapi import install_openapi
+from src.core.errors.openapi import install_openapi, operation_id
 from src.core.events import EventDispatcher
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
@@ -157,6 +157,7 @@ def create_app(
         version=__version__,
         summary="Sign up, log in, publish and read content.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,  # createContent, getUser, signUp, …
         # Traces come from src/observability/tracing.py and HTTP metrics from
         # prometheus-client; FastAPI's own telemetry would add a second set of both.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},

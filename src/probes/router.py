@@ -37,7 +37,9 @@ Check = dict[str, Any]
 
 
 @router.get("/health", summary="Liveness: the process is up (touches no dependency)")
-async def health(request: Request) -> JSONResponse:
+async def get_health(request: Request) -> JSONResponse:
+    """Liveness: 200 while the process runs, with its service name, version and uptime. It
+    touches no dependency, so a database outage never gets the process restarted."""
     runtime: Runtime = request.app.state.runtime
     lifecycle = runtime.lifecycle
     return JSONResponse(
@@ -78,7 +80,7 @@ def dependencies(runtime: Runtime) -> list[Dependency]:
     summary="Readiness: dependencies reachable, resources within limits, not draining",
     responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
 )
-async def ready(request: Request) -> JSONResponse:
+async def get_readiness(request: Request) -> JSONResponse:
     """200 `ready`, or 200 `degraded` naming a failed optional dependency (Redis), or 503
     `not_ready` when the database or the read database is unreachable, memory or disk use is
     above its threshold, or the process is draining after SIGTERM. Each check has a short
@@ -117,7 +119,9 @@ _EXPOSITION = {"schema": {"type": "string"}}
     response_class=PlainTextResponse,
     responses={200: {"content": {"application/openmetrics-text": _EXPOSITION}}},
 )
-async def metrics(request: Request) -> Response:
+async def get_metrics(request: Request) -> Response:
+    """The Prometheus exposition of the process's metrics (every worker's, with several); in
+    the OpenMetrics format, with trace-id exemplars, when the scraper asks for it."""
     metrics = request.app.state.runtime.metrics
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     metrics.refresh()
