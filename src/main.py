@@ -28,6 +28,7 @@ from src.core.events import EventDispatcher
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
+from src.docs_ui import install_docs
 from src.middleware.boundary import CommandBoundary
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
@@ -158,6 +159,8 @@ def create_app(
         summary="Sign up, log in, publish and read content.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,  # createContent, getUser, signUp, …
+        docs_url=None,  # served from packaged assets by install_docs, not from a CDN
+        redoc_url=None,
         # Traces come from src/observability/tracing.py and HTTP metrics from
         # prometheus-client; FastAPI's own telemetry would add a second set of both.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
@@ -167,6 +170,7 @@ def create_app(
     app.state.tracing = tracing
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
 
     app.include_router(probes.router)
     app.include_router(signup.router)
