@@ -17,12 +17,17 @@ from pydantic import ValidationError
 
 from src.settings import Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The migrations ship inside the package (src/migrations), so an installed wheel migrates from
+# any directory; Alembic finds them as a package resource, not through a path to a checkout.
+MIGRATIONS = "src:migrations"
 
 
 def alembic_config(database_url: str) -> AlembicConfig:
-    config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    """Alembic's configuration, built in code: nothing is read from alembic.ini (that file is
+    for developers' `alembic revision` in a checkout)."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", MIGRATIONS)
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url
     return config
 
