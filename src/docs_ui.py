@@ -18,15 +18,17 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.staticfiles import StaticFiles
+from starlette.responses import FileResponse, HTMLResponse
 
 ASSETS_PATH = "/docs/assets"
 ASSETS_DIRECTORY = Path(str(files("fastapi_offline") / "static"))
 SWAGGER_UI_PATH = "/docs"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
 REDOC_PATH = "/redoc"
+# The files the pages load; nothing else of the package's folder is served.
+ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"})
 
 
 def install_docs(app: FastAPI) -> None:
@@ -34,7 +36,17 @@ def install_docs(app: FastAPI) -> None:
     `docs_url=None, redoc_url=None` so FastAPI's CDN pages are not added too)."""
     title = app.title
     openapi_path = app.openapi_url or "/openapi.json"
-    app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIRECTORY), name="docs-assets")
+
+    # A route rather than a static-files mount: only the known files, and a route template
+    # (`/docs/assets/{name}`) for the access line and the request metrics.
+    @app.get(ASSETS_PATH + "/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> FileResponse:
+        if name not in ASSETS:
+            raise HTTPException(status_code=404)
+        # Not versioned in the URL: cached for an hour, revalidated by ETag after that.
+        return FileResponse(
+            ASSETS_DIRECTORY / name, headers={"Cache-Control": "public, max-age=3600"}
+        )
 
     def asset(request: Request, name: str) -> str:
         return f"{request.scope.get('root_path', '')}{ASSETS_PATH}/{name}"

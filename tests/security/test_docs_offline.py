@@ -54,7 +54,10 @@ async def test_the_assets_are_the_installed_package_s(client: httpx.AsyncClient)
         assert response.status_code == 200, name
         assert kind in response.headers["content-type"], name
         assert response.content == (ASSETS_DIRECTORY / name).read_bytes(), name
-    assert (await client.get("/docs/assets/../../settings.py")).status_code == 404
+    for unknown in ("/docs/assets/index.html", "/docs/assets/..%2F..%2Fsettings.py"):
+        refused = await client.get(unknown)
+        assert refused.status_code == 404, unknown
+        assert refused.headers["content-type"] == "application/problem+json"
 
 
 # --- a real browser against a real server, without network ------------------------------------
