@@ -1,10 +1,4 @@
-"""`create_app(settings)`: wiring only — middleware order, routers, lifespan.
-
-Request path (outermost first):
-  OpenTelemetry server span → request context (ids, access line, metrics, last-resort errors)
-  → security headers → body limit → CORS → rate limit → command boundary (the one commit
-  point; Idempotency-Key) → router → use case.
-"""
+"""`create_app(settings)`: wiring only. Middleware order: docs/architecture.md#middleware-order."""
 
 from __future__ import annotations
 
