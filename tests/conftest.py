@@ -9,6 +9,11 @@
 
 Each test gets its own application (own engines, caches, metrics registry) and starts from
 empty tables, so no test depends on another's data.
+
+Tracing is configured once for the test process, as `inkwell serve` configures it once per
+worker: one tracer provider whose spans go to an in-memory exporter (`recorded_spans`),
+emptied before every test. That OTLP export works end to end is proven against a real server
+process (tests/observability/test_tracing.py).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -31,6 +38,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from src.cli import migrate
 from src.core.tables import metadata
 from src.main import create_app
+from src.observability.tracing import configure_tracing
 from src.settings import Settings
 
 TEST_DATABASE_URL = os.environ.get(
@@ -49,6 +57,18 @@ BASE_SETTINGS: dict[str, Any] = {
     "jwt_secret": "test-secret-that-is-long-enough-for-hs256-0123456789",
     "db_pool_timeout_seconds": 5,
 }
+
+
+# One tracer provider for the whole test process, before any application is built.
+SPANS = InMemorySpanExporter()
+configure_tracing(Settings.model_validate(BASE_SETTINGS), span_processor=SimpleSpanProcessor(SPANS))
+
+
+@pytest.fixture(autouse=True)
+def recorded_spans() -> InMemorySpanExporter:
+    """The spans finished during this test (the exporter is emptied before each test)."""
+    SPANS.clear()
+    return SPANS
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Security headers on every response, and the request-body size limit (pure ASGI).
 
 API responses get a Content-Security-Policy that allows nothing at all (they are JSON); the
-interactive docs get one that lets Swagger UI / ReDoc load their script and styles from the
-CDN FastAPI uses. `Strict-Transport-Security` is sent only over HTTPS.
+interactive docs get one that lets Swagger UI / ReDoc run their scripts and styles, all served
+from Inkwell's own origin. `Strict-Transport-Security` is sent only over HTTPS.
 
 Bodies larger than `MAX_BODY_BYTES` (1 MiB) are refused with 413 `payload_too_large`: at once
 when `Content-Length` says so, otherwise as soon as the streamed body crosses the limit — the
@@ -17,12 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from src.core.errors.problems import send_problem
 
 _API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# The docs' assets are served by Inkwell itself (src/docs_ui.py): no third-party origin.
 _DOCS_CSP = (
-    b"default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    b"font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    b"https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; "
-    b"base-uri 'none'; form-action 'self'"
+    b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
 _COMMON = (

@@ -55,6 +55,10 @@ def _cached_json(body: bytes, cache_status: CacheStatus) -> Response:
 async def create_content(
     body: ContentCreate, principal: CurrentPrincipal, res: Res, uow: Uow, response: Response
 ) -> Content:
+    """Publish content as the caller.
+
+    A title of 3-200 characters, a body of 10-50,000 and an optional http(s) image URL. The
+    answer carries `Location`; the next read sees the new item at once."""
     command = CreateContentCommand(principal, body.title, body.content, body.image)
     item = await CreateContent(uow, res.cache).execute(command)
     response.headers["Location"] = f"/api/v1/content/{item.id}"
@@ -72,6 +76,10 @@ async def list_content(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     author_id: uuid.UUID | None = None,
 ) -> Response:
+    """List content, newest first.
+
+    Optionally one author's (`author_id`); paged with `limit` (1-100) and `cursor`. Served
+    through the cache (`Cache-Status`)."""
     query = ListContent(
         res.database.read, res.cache, res.cursors, res.settings.content_cache_ttl_seconds
     )
@@ -84,6 +92,10 @@ async def list_content(
     responses={200: {"headers": _CACHE_STATUS}, **problem_responses(404, 422)},
 )
 async def get_content(content_id: uuid.UUID, res: Res) -> Response:
+    """Get one content item.
+
+    Served through the cache (`Cache-Status: inkwell; hit` or `inkwell; fwd=miss`); 404
+    `content_not_found`."""
     query = GetContent(res.database.read, res.cache, res.settings.content_cache_ttl_seconds)
     return _cached_json(*await query.execute(content_id))
 
@@ -94,6 +106,10 @@ async def get_content(content_id: uuid.UUID, res: Res) -> Response:
 async def update_content(
     content_id: uuid.UUID, body: ContentUpdate, principal: CurrentPrincipal, res: Res, uow: Uow
 ) -> Content:
+    """Edit content (its author or an admin).
+
+    Any of `title`, `content` and `image` (`null` clears the image); 403 `forbidden` for
+    anyone else. Every later read sees the edit."""
     given = body.model_fields_set
     command = UpdateContentCommand(
         principal,
@@ -114,5 +130,9 @@ async def update_content(
 async def delete_content(
     content_id: uuid.UUID, principal: CurrentPrincipal, res: Res, uow: Uow
 ) -> Response:
+    """Delete content (its author or an admin).
+
+    Afterwards a read answers 404 at once and the author's `content_count` drops; 403
+    `forbidden` for anyone else."""
     await DeleteContent(uow, res.cache).execute(DeleteContentCommand(principal, content_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
