@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from src.cli import migrate
-from src.core.tables import metadata
+from src.core.tables import contents_search, metadata
 from src.main import create_app
 from src.settings import Settings
 
@@ -160,6 +160,9 @@ async def _empty_tables(database_url: str) -> None:
                 names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
                 await connection.execute(text(f"TRUNCATE {names} CASCADE"))
             else:
+                # SQLite's full-text table is keyed on contents_read's rowids, which a fresh
+                # table hands out again: it is emptied with it.
+                await connection.execute(delete(contents_search))
                 for table in reversed(metadata.sorted_tables):
                     await connection.execute(delete(table))
     finally:
