@@ -178,17 +178,19 @@ async def _tag_ids(uow: UnitOfWork, names: tuple[str, ...]) -> list[Any]:
         return []
     statement = _on_conflict_do_nothing(uow, tags, "name")
     await uow.execute(statement, [{"id": uuid.uuid4(), "name": name} for name in names])
-    rows = await uow.execute(select(tags.c.id).where(tags.c.name.in_(names)))
+    rows = (await uow.execute(select(tags.c.id).where(tags.c.name.in_(names)))).all()
     return [row.id for row in rows]
 
 
 async def _current_tags(uow: UnitOfWork, content_id: uuid.UUID) -> tuple[str, ...]:
-    rows = await uow.execute(
-        select(tags.c.name)
-        .join(content_tags, content_tags.c.tag_id == tags.c.id)
-        .where(content_tags.c.content_id == content_id)
-        .order_by(tags.c.name)
-    )
+    rows = (
+        await uow.execute(
+            select(tags.c.name)
+            .join(content_tags, content_tags.c.tag_id == tags.c.id)
+            .where(content_tags.c.content_id == content_id)
+            .order_by(tags.c.name)
+        )
+    ).all()
     return tuple(row.name for row in rows)
 
 

@@ -202,7 +202,12 @@ def _search_query(dialect: str, terms: tuple[str, ...]) -> tuple[Select[Any], Co
     table_match = literal_column("contents_search").op("MATCH")
 
     def in_title(term: str) -> ColumnElement[Any]:
-        titles = select(search_rowid).where(table_match(f"title : {_fts5_phrase(term)}"))
+        titles = (
+            select(search_rowid)
+            .select_from(contents_search)
+            .where(table_match(f"title : {_fts5_phrase(term)}"))
+            .correlate(None)  # its own scan of the index, not the outer query's row
+        )
         return case((read_rowid.in_(titles.scalar_subquery()), 1), else_=0)
 
     rank = sum((in_title(term) for term in terms[1:]), in_title(terms[0]))

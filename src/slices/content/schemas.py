@@ -33,8 +33,10 @@ Title = Annotated[
 ]
 Body = Annotated[str, StringConstraints(min_length=10, max_length=50_000), MultiLine]
 ImageUrl = Annotated[str, StringConstraints(max_length=2048), SingleLine, AfterValidator(_http_url)]
-# A tag as sent; trimmed, lower-cased and its inner whitespace made '-' before it is checked.
-Tag = Annotated[str, StringConstraints(max_length=100), SingleLine, AfterValidator(normalize_tag)]
+# A tag as sent; trimmed, lower-cased and its inner whitespace (tabs and newlines too) made
+# '-' before it is checked: what is left may only be letters, digits and '-', so no control
+# character can reach the database.
+Tag = Annotated[str, StringConstraints(max_length=100), AfterValidator(normalize_tag)]
 Tags = Annotated[
     list[Tag],
     Field(
