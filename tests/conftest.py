@@ -38,6 +38,7 @@ TEST_DATABASE_URL = os.environ.get(
 )
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+CHECK_READ_MODELS = os.environ.get("CHECK_READ_MODELS", "").lower() == "true"
 RUN_ID = uuid.uuid4().hex[:10]
 
 BASE_SETTINGS: dict[str, Any] = {
@@ -186,11 +187,28 @@ async def running_app(backend: Backend, **overrides: Any) -> AsyncIterator[httpx
             yield client
 
 
+async def _assert_read_models_match(database_url: str) -> None:
+    from src.read_models import rebuild_read_models
+
+    engine = create_async_engine(database_url)
+    try:
+        report = await rebuild_read_models(engine, check=True)
+    finally:
+        await engine.dispose()
+    assert report.clean, f"read models drifted from the write tables: {report.differences}"
+
+
 @pytest.fixture
-async def make_client(backend: Backend) -> Callable[..., Any]:
-    """`async with make_client(SETTING=value) as client:` for tests that change settings."""
+async def make_client(backend: Backend) -> AsyncIterator[Callable[..., Any]]:
+    """`async with make_client(SETTING=value) as client:` for tests that change settings.
+
+    With `CHECK_READ_MODELS=true`, every such test ends with `rebuild-read-models --check`
+    on what it wrote: the incremental projections must equal a rebuild after every test.
+    """
     await _empty_tables(backend.database_url)
-    return lambda **overrides: running_app(backend, **overrides)
+    yield lambda **overrides: running_app(backend, **overrides)
+    if CHECK_READ_MODELS:
+        await _assert_read_models_match(backend.database_url)
 
 
 @pytest.fixture

@@ -90,6 +90,9 @@ def search_terms(query: str) -> tuple[str, ...]:
 
     Only runs of letters and digits survive: quotes, operators, wildcards and brackets are
     separators here, so no query syntax of either engine can ever be reached from outside.
+    Lower-casing (not Unicode case folding, which turns "ß" into "ss") is what both engines
+    do to the indexed text, so the words still match it; it also lets "Python" and "python"
+    share one cached page.
     """
-    words = _SEARCH_WORD.findall(unicodedata.normalize("NFKC", query).casefold())
+    words = _SEARCH_WORD.findall(unicodedata.normalize("NFKC", query).lower())
     return tuple(dict.fromkeys(words))

@@ -219,3 +219,10 @@ async def test_unusable_searches_are_422(client: httpx.AsyncClient, q: str) -> N
     response = await client.get("/api/v1/content", params={"q": q})
     problem = assert_problem(response, 422, "validation_error")
     assert problem["errors"][0]["parameter"] == "q"
+
+
+async def test_words_match_whatever_their_case(client: httpx.AsyncClient) -> None:
+    author = await authed_user(client)
+    await publish(client, author, title="Die Straße am Fluss", content="Eine Geschichte über Wege.")
+    assert await _search(client, q="Straße") == ["Die Straße am Fluss"]
+    assert await _search(client, q="straße FLUSS") == ["Die Straße am Fluss"]
