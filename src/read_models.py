@@ -6,8 +6,9 @@ the primary; `check` does the same but compares the result with what incremental
 had produced, reports every difference and rolls back, changing nothing.
 
 The read tables are those of `READ_TABLES`, plus, on SQLite, the full-text table
-`contents_search` (compared by the item it indexes: its rowids are `contents_read`'s, which a
-rebuild hands out afresh).
+`contents_search`. Its entries are compared by the item they index, and `contents_read.search`
+(on SQLite the rowid of that entry, a number each rebuild hands out afresh) by what it points
+to rather than by its value.
 """
 
 from __future__ import annotations
@@ -39,8 +40,13 @@ class _ReadTable:
     key: tuple[str, ...]
 
     @classmethod
-    def of(cls, table: Table) -> _ReadTable:
-        return cls(table, select(table), tuple(column.name for column in table.primary_key))
+    def of(cls, table: Table, dialect: str) -> _ReadTable:
+        columns = [
+            column
+            for column in table.columns
+            if not (dialect == "sqlite" and column is contents_read.c.search)
+        ]
+        return cls(table, select(*columns), tuple(column.name for column in table.primary_key))
 
 
 def _sqlite_search() -> _ReadTable:
@@ -53,16 +59,14 @@ def _sqlite_search() -> _ReadTable:
             contents_search.c.title,
             contents_search.c.body,
         ).select_from(
-            contents_search.outerjoin(
-                contents_read, literal_column("contents_read.rowid") == search_rowid
-            )
+            contents_search.outerjoin(contents_read, contents_read.c.search == search_rowid)
         ),
         ("content_id",),
     )
 
 
 def _read_tables(dialect: str) -> tuple[_ReadTable, ...]:
-    tables = tuple(_ReadTable.of(table) for table in READ_TABLES)
+    tables = tuple(_ReadTable.of(table, dialect) for table in READ_TABLES)
     return (*tables, _sqlite_search()) if dialect == "sqlite" else tables
 
 

@@ -206,13 +206,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_tags_read_count", "tags_read", ["count"])
 
-    # --- SQLite full-text index (after every rebuild of contents_read: it keys on rowid) ----
+    # --- SQLite full-text index: an entry per item, referenced by its contents_read.search -
     if dialect == "sqlite":
         op.execute(CONTENTS_SEARCH_DDL)
         op.execute(
             "INSERT INTO contents_search (rowid, title, body) "
             "SELECT rowid, title, body FROM contents_read"
         )
+        op.execute("UPDATE contents_read SET search = rowid")
+        op.create_index("ix_contents_read_search_entry", "contents_read", ["search"])
 
 
 def downgrade() -> None:
@@ -227,6 +229,7 @@ def downgrade() -> None:
             "private. Publish or delete them before downgrading."
         )
     if dialect == "sqlite":
+        op.drop_index("ix_contents_read_search_entry", table_name="contents_read")
         op.execute("DROP TABLE contents_search")
     op.drop_index("ix_tags_read_count", table_name="tags_read")
     op.drop_table("tags_read")

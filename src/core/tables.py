@@ -7,9 +7,9 @@ inside the same transaction; queries read only the read tables. Every query has 
 the `Index` entries).
 
 Full-text search uses each engine's own machinery: on PostgreSQL a `tsvector` column of
-`contents_read` with a GIN index; on SQLite an FTS5 virtual table. Neither exists on the other
-backend, which the declarations below say explicitly (`only_on`, `sqlite_search_tables`), so
-that the comparison of these definitions with the migrations stays exact on both.
+`contents_read` with a GIN index; on SQLite an FTS5 virtual table, which that column points
+into. What exists on one backend only is declared so (`only_on`, `sqlite_search_tables`),
+and the comparison of these definitions with the migrations stays exact on both.
 """
 
 from __future__ import annotations
@@ -88,9 +88,10 @@ def only_on(dialect: str, index: Index) -> Index:
     return index.ddl_if(dialect=dialect)
 
 
-# A PostgreSQL text-search document; SQLite searches its FTS5 table instead, so there the
-# column exists (one table definition for both) but stays NULL.
-SearchVector = TSVECTOR().with_variant(Text(), "sqlite")
+# How an item is found by full-text search: on PostgreSQL its text-search document itself;
+# on SQLite the rowid of its entry in the FTS5 table `contents_search` (a stored reference,
+# so it survives VACUUM and table rebuilds, which renumber implicit rowids).
+SearchVector = TSVECTOR().with_variant(Integer(), "sqlite")
 
 
 # --- write side ---------------------------------------------------------------------------
@@ -189,7 +190,8 @@ contents_read = Table(
     Column("published_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Column("search", SearchVector, nullable=True),  # title (weight A) and body (weight B)
+    # PostgreSQL: title (weight A) and body (weight B); SQLite: the FTS5 entry's rowid
+    Column("search", SearchVector, nullable=True),
     Index("ix_contents_read_slug", "slug", unique=True),
     # public lists: published items, newest first (optionally by author)
     Index("ix_contents_read_status_created_at_id", "status", "created_at", "id"),
@@ -203,6 +205,7 @@ contents_read = Table(
     # an author's own items, drafts included
     Index("ix_contents_read_author_id_created_at_id", "author_id", "created_at", "id"),
     only_on("postgresql", Index("ix_contents_read_search", "search", postgresql_using="gin")),
+    only_on("sqlite", Index("ix_contents_read_search_entry", "search")),
 )
 
 # One row per (tag, published item): lists filtered by tag page through this index.
@@ -234,10 +237,10 @@ tags_read = Table(
 )
 
 # SQLite's full-text index of `contents_read` (title, body), kept by the content projector:
-# an FTS5 virtual table whose rowid is the `contents_read` row's rowid. Virtual tables cannot
-# be declared in `metadata` (SQLAlchemy would create a plain table, and PostgreSQL has none):
-# migration 0006 creates it on SQLite only, and this description, outside `metadata`, lets
-# queries and the rebuild address it.
+# an FTS5 virtual table; each item's entry is the rowid its `contents_read.search` holds.
+# Virtual tables cannot be declared in `metadata` (SQLAlchemy would create a plain table, and
+# PostgreSQL has none): migration 0006 creates it on SQLite only, and this description,
+# outside `metadata`, lets queries and the rebuild address it.
 sqlite_search_metadata = MetaData()
 contents_search = Table(
     "contents_search",

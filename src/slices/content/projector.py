@@ -2,9 +2,9 @@
 transaction:
 
 * `contents_read`: one row per item (drafts included), the author's names and the tags
-  copied in; on PostgreSQL its `search` column holds the item's `tsvector`;
-* `contents_search` (SQLite only): the FTS5 index of each row's title and body, under the
-  `contents_read` row's rowid;
+  copied in; its `search` column holds the item's `tsvector` on PostgreSQL, and on SQLite
+  the rowid of its entry in `contents_search`;
+* `contents_search` (SQLite only): the FTS5 index of each item's title and body;
 * `content_tags_read`: one row per tag of each *published* item, for lists filtered by tag;
 * `tags_read`: how many published items carry each tag (a row only while that is positive).
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -34,6 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.core.events import EventDispatcher
@@ -77,13 +78,9 @@ def _row(connection: AsyncConnection, item: ContentState) -> dict[str, Any]:
     return row
 
 
-def _search_rowid(item: ContentState) -> Any:
-    return (
-        select(literal_column("rowid"))
-        .select_from(contents_read)
-        .where(contents_read.c.id == item.id)
-        .scalar_subquery()
-    )
+def _search_entry(item: ContentState) -> Any:
+    """SQLite: the rowid of the item's full-text entry (what its `contents_read` row holds)."""
+    return select(contents_read.c.search).where(contents_read.c.id == item.id).scalar_subquery()
 
 
 async def _index_tags(
@@ -133,16 +130,13 @@ async def _index_tags(
 
 async def on_content_created(connection: AsyncConnection, event: ContentCreated) -> None:
     item = event.item
-    await connection.execute(insert(contents_read).values(**_row(connection, item)))
+    row = _row(connection, item)
     if not _is_postgres(connection):
-        await connection.execute(
-            insert(contents_search).from_select(
-                ["rowid", "title", "body"],
-                select(literal_column("rowid"), contents_read.c.title, contents_read.c.body)
-                .select_from(contents_read)
-                .where(contents_read.c.id == item.id),
-            )
+        entry = await connection.execute(
+            insert(contents_search).values(title=item.title, body=item.body)
         )
+        row["search"] = cast(CursorResult[Any], entry).lastrowid
+    await connection.execute(insert(contents_read).values(**row))
     await _index_tags(connection, None, item)
 
 
@@ -158,7 +152,7 @@ async def on_content_updated(connection: AsyncConnection, event: ContentUpdated)
     if text_changed and not _is_postgres(connection):
         await connection.execute(
             update(contents_search)
-            .where(contents_search.c.rowid == _search_rowid(item))
+            .where(contents_search.c.rowid == _search_entry(item))
             .values(title=item.title, body=item.body)
         )
     await _index_tags(connection, previous, item)
@@ -168,7 +162,7 @@ async def on_content_deleted(connection: AsyncConnection, event: ContentDeleted)
     item = event.item
     if not _is_postgres(connection):
         await connection.execute(
-            delete(contents_search).where(contents_search.c.rowid == _search_rowid(item))
+            delete(contents_search).where(contents_search.c.rowid == _search_entry(item))
         )
     await connection.execute(delete(contents_read).where(contents_read.c.id == item.id))
     await _index_tags(connection, item, None)
@@ -238,12 +232,14 @@ async def rebuild(connection: AsyncConnection) -> None:
     await connection.execute(insert(contents_read).from_select(list(columns), source))
     if not on_postgres:
         await _rebuild_tag_lists_on_sqlite(connection)
+        # One entry per item, numbered after the rows' own rowids, and the reference to it.
         await connection.execute(
             insert(contents_search).from_select(
                 ["rowid", "title", "body"],
                 select(literal_column("rowid"), contents_read.c.title, contents_read.c.body),
             )
         )
+        await connection.execute(update(contents_read).values(search=literal_column("rowid")))
     published_tags = (
         select(tags.c.name, contents.c.id, contents.c.author_id, contents.c.created_at)
         .select_from(

@@ -198,7 +198,7 @@ def _search_query(dialect: str, terms: tuple[str, ...]) -> tuple[Select[Any], Co
         )
         return matching, rank
     search_rowid: ColumnElement[Any] = literal_column("contents_search.rowid")
-    read_rowid: ColumnElement[Any] = literal_column("contents_read.rowid")
+    entry = contents_read.c.search  # the rowid of the item's full-text entry
     table_match = literal_column("contents_search").op("MATCH")
 
     def in_title(term: str) -> ColumnElement[Any]:
@@ -208,12 +208,12 @@ def _search_query(dialect: str, terms: tuple[str, ...]) -> tuple[Select[Any], Co
             .where(table_match(f"title : {_fts5_phrase(term)}"))
             .correlate(None)  # its own scan of the index, not the outer query's row
         )
-        return case((read_rowid.in_(titles.scalar_subquery()), 1), else_=0)
+        return case((entry.in_(titles.scalar_subquery()), 1), else_=0)
 
     rank = sum((in_title(term) for term in terms[1:]), in_title(terms[0]))
     matching = (
         select(*_STATE_COLUMNS, rank.label("rank"))
-        .select_from(contents_search.join(contents_read, read_rowid == search_rowid))
+        .select_from(contents_search.join(contents_read, entry == search_rowid))
         .where(table_match(" ".join(_fts5_phrase(term) for term in terms)))
     )
     return matching, rank

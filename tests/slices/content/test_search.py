@@ -6,6 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import Backend
 from tests.helpers import assert_problem, authed_user, publish
@@ -226,3 +230,36 @@ async def test_words_match_whatever_their_case(client: httpx.AsyncClient) -> Non
     await publish(client, author, title="Die Straße am Fluss", content="Eine Geschichte über Wege.")
     assert await _search(client, q="Straße") == ["Die Straße am Fluss"]
     assert await _search(client, q="straße FLUSS") == ["Die Straße am Fluss"]
+
+
+async def test_sqlite_search_survives_a_rebuild_of_contents_read(
+    client: httpx.AsyncClient, backend: Backend
+) -> None:
+    """A migration in batch mode rebuilds `contents_read` (copy, drop, rename), which
+    renumbers its implicit rowids; the full-text entries are referenced by a stored column,
+    so search still finds the right items afterwards."""
+    if backend.is_postgres:
+        pytest.skip("SQLite's full-text table")
+    author = await authed_user(client)
+    doomed = await publish(client, author, title="Alpha walrus")
+    await publish(client, author, title="Beta narwhal")
+    await publish(client, author, title="Gamma walrus")
+    await client.delete(f"/api/v1/content/{doomed['id']}", headers=author["headers"])
+
+    def rebuild_table(connection: Any) -> None:
+        operations = Operations(MigrationContext.configure(connection))
+        with operations.batch_alter_table("contents_read", recreate="always"):
+            pass
+
+    engine = create_async_engine(backend.database_url)
+    try:
+        async with engine.begin() as connection:
+            rowids = text("SELECT rowid FROM contents_read ORDER BY rowid")
+            before = (await connection.execute(rowids)).all()
+            await connection.run_sync(rebuild_table)
+            after = (await connection.execute(rowids)).all()
+    finally:
+        await engine.dispose()
+    assert before != after  # the rows were renumbered
+    assert await _search(client, q="walrus") == ["Gamma walrus"]
+    assert await _search(client, q="narwhal") == ["Beta narwhal"]
