@@ -199,19 +199,23 @@ async def _assert_read_models_match(database_url: str) -> None:
 
 
 @pytest.fixture
-async def make_client(backend: Backend) -> AsyncIterator[Callable[..., Any]]:
-    """`async with make_client(SETTING=value) as client:` for tests that change settings.
-
-    With `CHECK_READ_MODELS=true`, every such test ends with `rebuild-read-models --check`
-    on what it wrote: the incremental projections must equal a rebuild after every test.
-    """
+async def make_client(backend: Backend) -> Callable[..., Any]:
+    """`async with make_client(SETTING=value) as client:` for tests that change settings."""
     await _empty_tables(backend.database_url)
-    yield lambda **overrides: running_app(backend, **overrides)
-    if CHECK_READ_MODELS:
-        await _assert_read_models_match(backend.database_url)
+    return lambda **overrides: running_app(backend, **overrides)
 
 
 @pytest.fixture
-async def client(make_client: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    make_client: Callable[..., Any], backend: Backend
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a fresh application on empty tables.
+
+    With `CHECK_READ_MODELS=true`, each test that used it ends with `rebuild-read-models
+    --check` on what it wrote through the API: the incremental projections must equal a
+    rebuild after every test.
+    """
     async with make_client() as http:
         yield http
+    if CHECK_READ_MODELS:
+        await _assert_read_models_match(backend.database_url)
