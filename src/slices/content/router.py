@@ -81,9 +81,12 @@ def _cached_json(body: bytes, cache_status: CacheStatus) -> Response:
 async def create_content(
     body: ContentCreate, principal: CurrentPrincipal, res: Res, uow: Uow, response: Response
 ) -> Content:
-    """Create an item authored by the caller: published at once (the default) or a draft.
+    """Publish content as the caller.
 
-    Its slug comes from the title (`-2`, `-3`, … when taken) and never changes."""
+    A title of 3-200 characters, a body of 10-50,000, an optional http(s) image URL, up to 10
+    tags and a `status`: `published` (the default) or `draft`. The slug comes from the title
+    (`-2`, `-3`, … when taken) and never changes. The answer carries `Location`; the next
+    read sees the new item at once."""
     command = CreateContentCommand(
         principal, body.title, body.content, body.image, tags=body.tags, status=body.status
     )
@@ -116,7 +119,11 @@ async def list_content(
         SingleLine,
     ] = None,
 ) -> Response:
-    """Published items, newest first; narrowed by author, tag and search, which combine."""
+    """List published content, newest first.
+
+    Narrowed by `author_id`, `tag` and `q` (full-text search of title and body, ordered by
+    relevance, then newest), which combine; paged with `limit` (1-100) and `cursor`. Served
+    through the cache (`Cache-Status`)."""
     filters = ContentFilters(
         author_id=author_id, tag=tag, search=None if q is None else search_terms(q)
     )
@@ -135,7 +142,9 @@ async def list_content(
 async def get_content_by_slug(
     slug: Annotated[Slug, Path()], viewer: OptionalPrincipal, res: Res
 ) -> Response:
-    """One item by its slug, exactly as by its id."""
+    """Get one content item by its slug.
+
+    Answers exactly as by its id."""
     query = GetContentBySlug(res.database.read, res.cache, res.settings.content_cache_ttl_seconds)
     return _cached_json(*await query.execute(slug, viewer))
 
@@ -147,8 +156,12 @@ async def get_content_by_slug(
     openapi_extra=_OPTIONAL_AUTH,
 )
 async def get_content(content_id: uuid.UUID, viewer: OptionalPrincipal, res: Res) -> Response:
-    """One item. A draft is answered only to its author and admins (with their token);
-    to anyone else it is 404 `content_not_found`."""
+    """Get one content item.
+
+    Served through the cache (`Cache-Status`); 404 `content_not_found`. A draft is answered
+    only to its author and admins, with their token and never from the cache (`Cache-Status:
+    inkwell; fwd=bypass`); to anyone else it is 404 too. A token that is sent must be valid
+    (401 otherwise)."""
     query = GetContent(res.database.read, res.cache, res.settings.content_cache_ttl_seconds)
     return _cached_json(*await query.execute(content_id, viewer))
 
@@ -159,9 +172,12 @@ async def get_content(content_id: uuid.UUID, viewer: OptionalPrincipal, res: Res
 async def update_content(
     content_id: uuid.UUID, body: ContentUpdate, principal: CurrentPrincipal, res: Res, uow: Uow
 ) -> Content:
-    """Change any of title, content, image, tags and status (author or admin).
+    """Edit content (its author or an admin).
 
-    `status: "draft"` unpublishes; publishing a draft sets `published_at` the first time."""
+    Any of `title`, `content`, `image` (`null` clears it), `tags` (`[]` clears them) and
+    `status` (`draft` unpublishes; publishing a draft sets `published_at` the first time).
+    403 `forbidden` for anyone else, 404 for someone else's draft. Every later read sees the
+    edit."""
     given = body.model_fields_set
     command = UpdateContentCommand(
         principal,
@@ -184,7 +200,10 @@ async def update_content(
 async def delete_content(
     content_id: uuid.UUID, principal: CurrentPrincipal, res: Res, uow: Uow
 ) -> Response:
-    """Delete an item (author or admin); it is gone from every read at once."""
+    """Delete content (its author or an admin).
+
+    Afterwards a read answers 404 at once and, if it was published, the author's
+    `content_count` drops; 403 `forbidden` for anyone else, 404 for someone else's draft."""
     await DeleteContent(uow, res.cache).execute(DeleteContentCommand(principal, content_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -201,7 +220,10 @@ async def list_my_content(
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> Response:
-    """The caller's own items, drafts included, newest first; `status` narrows them."""
+    """List the caller's own content, drafts included.
+
+    Newest first; `status` narrows it to drafts or to published items; paged with `limit`
+    (1-100) and `cursor`. Cached for the caller alone."""
     query = ListOwnContent(
         res.database.read, res.cache, res.cursors, res.settings.content_cache_ttl_seconds
     )
@@ -214,6 +236,9 @@ async def list_my_content(
     responses={200: {"headers": _CACHE_STATUS}, **problem_responses(422)},
 )
 async def list_tags(res: Res, limit: Limit = 20) -> Response:
-    """Tags of published items with how many carry each: most used first, then by name."""
+    """List the tags of published content.
+
+    Each with how many published items carry it, most used first, then by name; at most
+    `limit` (1-100)."""
     query = ListTags(res.database.read, res.cache, res.settings.content_cache_ttl_seconds)
     return _cached_json(*await query.execute(limit))
