@@ -171,6 +171,8 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(content.router)
+    app.include_router(content.own_content_router)
+    app.include_router(content.tags_router)
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(CommandBoundary)

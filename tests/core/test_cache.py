@@ -136,3 +136,23 @@ async def test_a_cancelled_flight_does_not_fail_the_requests_that_joined_it() ->
     assert await joiner == (b"fresh", "miss")
     with pytest.raises(asyncio.CancelledError):
         await owner
+
+
+async def test_a_read_after_an_invalidation_never_joins_an_older_flight() -> None:
+    cache, _ = make_cache(MemoryBackend(10))
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def load_before_the_write() -> bytes | None:
+        started.set()
+        await release.wait()
+        return b"old"
+
+    first = asyncio.create_task(cache.get_or_load("c", "k", 60, load_before_the_write))
+    await started.wait()
+    await cache.invalidate("k")  # a write commits while the first read is still loading
+    second = asyncio.create_task(cache.get_or_load("c", "k", 60, loader(b"new")))
+    await asyncio.sleep(0)
+    release.set()
+    assert await second == (b"new", "miss")
+    assert await first == (b"old", "miss")
+    assert await cache.get_or_load("c", "k", 60, loader(b"newer")) == (b"new", "hit")

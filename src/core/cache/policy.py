@@ -111,7 +111,8 @@ class Cache:
             future.exception()  # retrieved: a flight nobody joined must not warn
             raise
         finally:
-            del self._flights[key]
+            if self._flights.get(key) is future:  # not detached by an invalidation
+                del self._flights[key]
 
     async def _look_up(self, cache: str, read: Callable[..., Awaitable[R]], *args: str) -> Any:
         """`read(*args)` from the backend, counting the hit or miss, or `_BYPASS` when the
@@ -176,7 +177,13 @@ class Cache:
         With `reinvalidate_after` (reads served by a lagging replica) the same keys are
         invalidated once more that many seconds later: a reader that refilled them from a
         replica which had not yet replayed the write cannot keep the old value cached.
+
+        A load already in flight for one of `keys` may have read the row before the write:
+        it is detached first, so a read that starts from now on loads afresh instead of
+        joining it (the requests that joined it before still share its answer).
         """
+        for key in keys:
+            self._flights.pop(key, None)
         await self._invalidate(keys, generations)
         if self._reinvalidate_after > 0:
             echo = asyncio.get_running_loop().create_task(self._echo(keys, generations))
