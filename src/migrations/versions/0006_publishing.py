@@ -97,7 +97,7 @@ def _backfill_read_model(connection: sa.Connection, dialect: str) -> None:
         "published_at": _contents_read.c.created_at,
     }
     if dialect == "postgresql":
-        english = sa.literal_column("'english'::regconfig")
+        english: sa.ColumnElement[object] = sa.literal_column("'english'::regconfig")
         values["search"] = sa.func.setweight(
             sa.func.to_tsvector(english, _contents_read.c.title), sa.literal_column("'A'")
         ).op("||")(
