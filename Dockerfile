@@ -11,7 +11,7 @@
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-# --- build: a virtualenv with the locked dependencies -----------------------------------------
+# --- build: a virtualenv with the locked dependencies and the built wheel ---------------------
 FROM ${PYTHON_IMAGE} AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -19,23 +19,26 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 
-WORKDIR /app
+WORKDIR /build
 RUN python -m venv /opt/venv
 
-# Dependencies first, so that a code change reuses this layer. Wheels only: no compiler is
-# needed, and a dependency without a wheel for this platform fails the build loudly instead of
-# pulling in a tool chain.
-COPY requirements.lock ./
-RUN pip install --no-cache-dir --only-binary=:all: -r requirements.lock
+# Dependencies first, so that a code change reuses this layer. Every pin carries its hashes and
+# pip refuses anything that does not match. Wheels only: no compiler is needed, and a
+# dependency without a wheel for this platform fails the build loudly instead of pulling in a
+# tool chain.
+COPY requirements.lock requirements-build.lock ./
+RUN pip install --no-cache-dir --require-hashes --only-binary=:all: -r requirements.lock
 
-# The project itself, installed in editable mode so that `src.cli` finds `alembic.ini` and
-# `migrations/` beside `src/` under /app (the same layout as a checkout). setuptools is the build
-# backend only: it is pinned like the dev lock pins it and removed again afterwards.
+# The project is built into a wheel by the locked build backend (setuptools, in a virtualenv of
+# its own that never reaches the image) and installed like any package: not editable, so the
+# migrations and everything else it needs come from inside the package, as for any user.
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir setuptools==84.2.1 \
- && pip install --no-cache-dir --no-deps --no-build-isolation -e . \
- && pip uninstall --yes setuptools
+RUN python -m venv /opt/build-tools \
+ && /opt/build-tools/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
+      -r requirements-build.lock \
+ && /opt/build-tools/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation -w /build/dist . \
+ && pip install --no-cache-dir --no-deps /build/dist/inkwell-*.whl
 
 # --- runtime: the virtualenv, the code, and nothing else ---------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -53,11 +56,10 @@ RUN groupadd --system --gid 10001 inkwell \
  && useradd --system --uid 10001 --gid inkwell --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin inkwell
 
+# The virtualenv holds the service (the installed wheel, migrations included) and its
+# dependencies; no source tree is copied.
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY alembic.ini ./
-COPY migrations ./migrations
-COPY src ./src
 
 # Files stay owned by root and read-only for the service user; it writes nothing but /tmp.
 USER 10001:10001

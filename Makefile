@@ -1,5 +1,5 @@
 # Inkwell — the two commands a newcomer needs are `make run` and `make test`.
-# Everything installs into .venv from the pinned lock files (requirements*.lock).
+# Everything installs into .venv from the pinned, hashed lock files (requirements*.lock).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,12 +18,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed-run: requirements.lock pyproject.toml | $(BIN)/python
-	$(PIP) install -r requirements.lock
+	$(PIP) install --require-hashes -r requirements.lock
 	$(PIP) install --no-deps --no-build-isolation -e . 2>/dev/null || $(PIP) install --no-deps -e .
 	@touch $@
 
 $(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
-	$(PIP) install -r requirements-dev.lock
+	$(PIP) install --require-hashes -r requirements-dev.lock
 	$(PIP) install --no-deps --no-build-isolation -e . 2>/dev/null || $(PIP) install --no-deps -e .
 	@touch $@ $(VENV)/.installed-run
 
@@ -51,9 +51,15 @@ format: install-dev ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-lock: install-dev ## re-resolve the lock files from pyproject.toml
-	$(BIN)/pip-compile -q --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
-	$(BIN)/pip-compile -q --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -o requirements-dev.lock pyproject.toml
+# Every pin carries its hashes, and installs refuse anything without a matching one.
+LOCK := $(BIN)/pip-compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+	--no-emit-find-links
+
+lock: install-dev ## re-resolve the lock files (with hashes) from pyproject.toml
+	$(LOCK) -o requirements.lock pyproject.toml
+	$(LOCK) --extra dev -o requirements-dev.lock pyproject.toml
+	$(LOCK) --only-build-deps --build-deps-for wheel -c requirements-dev.lock \
+		-o requirements-build.lock pyproject.toml
 
 # make loadtest LOADTEST_USERS=50 LOADTEST_TIME=5m LOADTEST_P95_MS=200
 LOADTEST_USERS       ?= 20

@@ -12,16 +12,22 @@ from pathlib import Path
 
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
+from pydantic import ValidationError
 
 from src import server
 from src.settings import Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The migrations ship inside the package (src/migrations), so an installed wheel migrates from
+# any directory; Alembic finds them as a package resource, not through a path to a checkout.
+MIGRATIONS = "src:migrations"
 
 
 def alembic_config(database_url: str) -> AlembicConfig:
-    config = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    """Alembic's configuration, built in code: nothing is read from alembic.ini (that file is
+    for developers' `alembic revision` in a checkout)."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", MIGRATIONS)
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = database_url
     return config
 
@@ -115,6 +121,16 @@ async def _purge_idempotency(settings: Settings) -> int:
     return 0
 
 
+def configuration_errors(error: ValidationError) -> str:
+    """What is wrong with the environment, one variable a line, without a traceback."""
+    lines = ["inkwell: invalid configuration"]
+    for problem in error.errors():
+        name = "_".join(str(part) for part in problem["loc"]).upper() or "(settings)"
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  {name}: {message}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inkwell", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(configuration_errors(error), file=sys.stderr)
+        return 2
     if args.command == "serve":
         serve(settings)
         return 0

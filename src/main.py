@@ -17,18 +17,19 @@ from src.core.cache.policy import Cache
 from src.core.cache.port import CacheBackend
 from src.core.db.engines import Database
 from src.core.errors.handlers import install_error_handlers
-from src.core.errors.openapi import install_openapi
+from src.core.errors.openapi import install_openapi, operation_id
 from src.core.events import EventDispatcher
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
+from src.docs_ui import install_docs
 from src.middleware.boundary import CommandBoundary
 from src.middleware.edge import Edge
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.observability.logging import configure_logging
 from src.observability.metrics import Metrics
-from src.observability.tracing import Tracing
+from src.observability.tracing import configure_tracing
 from src.probes import router as probes
 from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
 from src.runtime import Runtime
@@ -95,12 +96,11 @@ def create_app(
     settings = settings or Settings()
     lifecycle = lifecycle or process_lifecycle
     configure_logging(settings.log_level, settings.effective_log_format)
-    tracing = Tracing(settings)
+    tracing = configure_tracing(settings)  # once per process: the first call decides
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings)
-        tracing.start(database.engines.values())
         metrics = Metrics(settings.prometheus_multiproc_dir)
         for role, engine in database.engines.items():
             metrics.watch_pool(role, engine)
@@ -146,13 +146,16 @@ def create_app(
                 await redis.aclose()
             await database.dispose()
             metrics.close()
-            await tracing.shutdown()
+            await tracing.flush()
 
     app = FastAPI(
         title="Inkwell",
         version=__version__,
         summary="Sign up, log in, publish and read content.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,  # createContent, getUser, signUp, …
+        docs_url=None,  # served from packaged assets by install_docs, not from a CDN
+        redoc_url=None,
         # Traces come from src/observability/tracing.py and HTTP metrics from
         # prometheus-client; FastAPI's own telemetry would add a second set of both.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
@@ -165,12 +168,15 @@ def create_app(
     app.state.tracing = tracing
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
 
     app.include_router(probes.router)
     app.include_router(signup.router)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(content.router)
+    app.include_router(content.own_content_router)
+    app.include_router(content.tags_router)
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(CommandBoundary)
@@ -204,6 +210,9 @@ def create_app(
 
 
 def create_served_app() -> FastAPI:
-    """Factory for `inkwell serve` (uvicorn `--factory`): settings from the environment, and
-    SIGTERM drains before shutting down."""
-    return create_app(Settings(), drain_on_sigterm=True)
+    """Factory for `inkwell serve` (uvicorn `--factory`), run once in each worker process:
+    settings from the environment, the process's tracing, and SIGTERM drains before shutting
+    down."""
+    settings = Settings()
+    configure_tracing(settings)
+    return create_app(settings, drain_on_sigterm=True)

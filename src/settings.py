@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "inkwell-development-secret-change-me"  # noqa: S105 - refused in production
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/inkwell.db"
+# OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL values Inkwell can export with.
+SUPPORTED_OTLP_PROTOCOLS = ("http/protobuf",)
 
 
 class Settings(BaseSettings):
@@ -61,6 +63,8 @@ class Settings(BaseSettings):
     ready_max_memory_percent: float = Field(default=95.0, gt=0, le=100)
     ready_max_disk_percent: float = Field(default=95.0, gt=0, le=100)
     ready_check_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Where cgroup v2 is mounted (memory figures of the container); tests point it elsewhere.
+    ready_cgroup_root: str = "/sys/fs/cgroup"
 
     log_level: str = "INFO"
     log_format: Literal["json", "pretty"] | None = None
@@ -80,10 +84,16 @@ class Settings(BaseSettings):
 
     prometheus_multiproc_dir: str | None = None
 
-    # Traces are exported over OTLP/HTTP only when one of these is set; the OpenTelemetry SDK
+    # Traces are exported over OTLP only when one of these is set; the OpenTelemetry SDK
     # reads its other standard variables (OTEL_TRACES_SAMPLER, OTEL_EXPORTER_OTLP_HEADERS, …).
     otel_exporter_otlp_endpoint: str | None = None
     otel_exporter_otlp_traces_endpoint: str | None = None
+    # The OTLP transport; the signal-specific variable wins, as the OpenTelemetry spec says.
+    otel_exporter_otlp_protocol: str | None = None
+    otel_exporter_otlp_traces_protocol: str | None = None
+    # Attribute names of the HTTP and database instrumentations: the stable conventions by
+    # default (`http/dup,database/dup` emits the old names beside them while dashboards move).
+    otel_semconv_stability_opt_in: str = "http,database"
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
@@ -98,6 +108,22 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("otel_exporter_otlp_protocol", "otel_exporter_otlp_traces_protocol")
+    @classmethod
+    def _supported_otlp_protocol(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if value not in SUPPORTED_OTLP_PROTOCOLS:
+            raise ValueError(
+                f"OTLP protocol {value!r} is not supported: Inkwell exports traces over "
+                "OTLP/HTTP with protobuf bodies ('http/protobuf', the OpenTelemetry default). "
+                "Unset the variable or set it to http/protobuf, and point "
+                "OTEL_EXPORTER_OTLP_ENDPOINT at the collector's OTLP/HTTP port (4318 on Jaeger "
+                "and the OpenTelemetry Collector)."
+            )
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
@@ -120,6 +146,14 @@ class Settings(BaseSettings):
         if self.log_format:
             return self.log_format
         return "pretty" if self.app_env == "development" else "json"
+
+    @property
+    def otlp_traces_protocol(self) -> str:
+        return (
+            self.otel_exporter_otlp_traces_protocol
+            or self.otel_exporter_otlp_protocol
+            or SUPPORTED_OTLP_PROTOCOLS[0]
+        )
 
     @property
     def otlp_traces_endpoint(self) -> str | None:

@@ -9,6 +9,11 @@
 
 Each test gets its own application (own engines, caches, metrics registry) and starts from
 empty tables, so no test depends on another's data.
+
+Tracing is configured once for the test process, as `inkwell serve` configures it once per
+worker: one tracer provider whose spans go to an in-memory exporter (`recorded_spans`),
+emptied before every test. That OTLP export works end to end is proven against a real server
+process (tests/observability/test_tracing.py).
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from src.cli import migrate
-from src.core.tables import metadata
+from src.core.tables import contents_search, metadata
 from src.main import create_app
+from src.observability.tracing import configure_tracing
 from src.settings import Settings
 
 TEST_DATABASE_URL = os.environ.get(
@@ -38,6 +46,7 @@ TEST_DATABASE_URL = os.environ.get(
 )
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+CHECK_READ_MODELS = os.environ.get("CHECK_READ_MODELS", "").lower() == "true"
 RUN_ID = uuid.uuid4().hex[:10]
 
 BASE_SETTINGS: dict[str, Any] = {
@@ -49,6 +58,18 @@ BASE_SETTINGS: dict[str, Any] = {
     "jwt_secret": "test-secret-that-is-long-enough-for-hs256-0123456789",
     "db_pool_timeout_seconds": 5,
 }
+
+
+# One tracer provider for the whole test process, before any application is built.
+SPANS = InMemorySpanExporter()
+configure_tracing(Settings.model_validate(BASE_SETTINGS), span_processor=SimpleSpanProcessor(SPANS))
+
+
+@pytest.fixture(autouse=True)
+def recorded_spans() -> InMemorySpanExporter:
+    """The spans finished during this test (the exporter is emptied before each test)."""
+    SPANS.clear()
+    return SPANS
 
 
 @dataclass
@@ -160,6 +181,9 @@ async def _empty_tables(database_url: str) -> None:
                 names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
                 await connection.execute(text(f"TRUNCATE {names} CASCADE"))
             else:
+                # SQLite's full-text table is keyed on contents_read's rowids, which a fresh
+                # table hands out again: it is emptied with it.
+                await connection.execute(delete(contents_search))
                 for table in reversed(metadata.sorted_tables):
                     await connection.execute(delete(table))
     finally:
@@ -183,6 +207,17 @@ async def running_app(backend: Backend, **overrides: Any) -> AsyncIterator[httpx
             yield client
 
 
+async def _assert_read_models_match(database_url: str) -> None:
+    from src.read_models import rebuild_read_models
+
+    engine = create_async_engine(database_url)
+    try:
+        report = await rebuild_read_models(engine, check=True)
+    finally:
+        await engine.dispose()
+    assert report.clean, f"read models drifted from the write tables: {report.differences}"
+
+
 @pytest.fixture
 async def make_client(backend: Backend) -> Callable[..., Any]:
     """`async with make_client(SETTING=value) as client:` for tests that change settings."""
@@ -191,6 +226,16 @@ async def make_client(backend: Backend) -> Callable[..., Any]:
 
 
 @pytest.fixture
-async def client(make_client: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    make_client: Callable[..., Any], backend: Backend
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a fresh application on empty tables.
+
+    With `CHECK_READ_MODELS=true`, each test that used it ends with `rebuild-read-models
+    --check` on what it wrote through the API: the incremental projections must equal a
+    rebuild after every test.
+    """
     async with make_client() as http:
         yield http
+    if CHECK_READ_MODELS:
+        await _assert_read_models_match(backend.database_url)

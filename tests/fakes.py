@@ -15,8 +15,9 @@ from src.core.events import DomainEvent
 
 
 class FakeResult:
-    def __init__(self, rows: Sequence[Any] = ()) -> None:
+    def __init__(self, rows: Sequence[Any] = (), rowcount: int = 1) -> None:
         self._rows = list(rows)
+        self.rowcount = rowcount  # rows a write affected
 
     def first(self) -> Any:
         return self._rows[0] if self._rows else None

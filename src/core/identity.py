@@ -43,6 +43,20 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+async def optional_principal(
+    request: Request, token: Annotated[str | None, Depends(bearer)]
+) -> Principal | None:
+    """The caller on a route anyone may read, where a token may show more (the caller's own
+    drafts): None without a token; a token that is sent must be valid (401 otherwise), so a
+    client with an expired token learns it instead of silently reading as anonymous."""
+    if not token:
+        return None
+    return await current_principal(request, token)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
 _CLAIMS_KEY = "inkwell.access_claims"
 
 

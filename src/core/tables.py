@@ -1,8 +1,15 @@
 """SQLAlchemy metadata: the write tables, the read tables and the idempotency records.
 
-Commands write the normalized write tables (`users`, `contents`); projectors keep the
-denormalized read tables (`users_read`, `contents_read`) in step inside the same transaction;
-queries read only the read tables. Every query has an index (see the `Index` entries).
+Commands write the normalized write tables (`users`, `contents`, `tags`, `content_tags`);
+projectors keep the denormalized read tables (`users_read`, `contents_read`,
+`content_tags_read`, `tags_read`, and on SQLite the full-text table `contents_search`) in step
+inside the same transaction; queries read only the read tables. Every query has an index (see
+the `Index` entries).
+
+Full-text search uses each engine's own machinery: on PostgreSQL a `tsvector` column of
+`contents_read` with a GIN index; on SQLite an FTS5 virtual table, which that column points
+into. What exists on one backend only is declared so (`only_on`, `sqlite_search_tables`),
+and the comparison of these definitions with the migrations stays exact on both.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Column,
     DateTime,
     Dialect,
@@ -25,6 +33,8 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.schema import SchemaItem
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,6 +82,18 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def only_on(dialect: str, index: Index) -> Index:
+    """`index` exists on `dialect` alone (e.g. a GIN index): created there, expected there."""
+    index.info["only_on"] = dialect
+    return index.ddl_if(dialect=dialect)
+
+
+# How an item is found by full-text search: on PostgreSQL its text-search document itself;
+# on SQLite the rowid of its entry in the FTS5 table `contents_search` (a stored reference,
+# so it survives VACUUM and table rebuilds, which renumber implicit rowids).
+SearchVector = TSVECTOR().with_variant(Integer(), "sqlite")
+
+
 # --- write side ---------------------------------------------------------------------------
 
 users = Table(
@@ -95,12 +117,42 @@ contents = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("author_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # The slug is `slug_base` for the first item that asks for it, else `slug_base-<number>`;
+    # the pair lets a create find the next free number with one index probe.
+    Column("slug", String(80), nullable=False, unique=True),
+    Column("slug_base", String(80), nullable=False),
+    Column("slug_number", Integer, nullable=False),
     Column("title", String(200), nullable=False),
     Column("body", Text, nullable=False),
     Column("image", String(2048), nullable=True),
+    Column("status", String(16), nullable=False, server_default="published"),
+    # When the item was first published; kept through a later unpublish (answers show null
+    # while it is a draft).
+    Column("published_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_contents_author_id", "author_id"),
+    Index("ix_contents_slug_base_slug_number", "slug_base", "slug_number"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(30), nullable=False, unique=True),
+)
+
+content_tags = Table(
+    "content_tags",
+    metadata,
+    Column(
+        "content_id",
+        Uuid,
+        ForeignKey("contents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tag_id", Uuid, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_content_tags_tag_id", "tag_id"),
 )
 
 # --- read side ----------------------------------------------------------------------------
@@ -129,14 +181,98 @@ contents_read = Table(
     Column("author_id", Uuid, nullable=False),
     Column("author_name", String(100), nullable=False),
     Column("author_display_name", String(100), nullable=False),
+    Column("slug", String(80), nullable=False),
     Column("title", String(200), nullable=False),
     Column("body", Text, nullable=False),
     Column("image", String(2048), nullable=True),
+    Column("tags", JSON, nullable=False),  # alphabetical list of names
+    Column("status", String(16), nullable=False, server_default="published"),
+    Column("published_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_contents_read_created_at_id", "created_at", "id"),
+    # PostgreSQL: title (weight A) and body (weight B); SQLite: the FTS5 entry's rowid
+    Column("search", SearchVector, nullable=True),
+    Index("ix_contents_read_slug", "slug", unique=True),
+    # public lists: published items, newest first (optionally by author)
+    Index("ix_contents_read_status_created_at_id", "status", "created_at", "id"),
+    Index(
+        "ix_contents_read_author_id_status_created_at_id",
+        "author_id",
+        "status",
+        "created_at",
+        "id",
+    ),
+    # an author's own items, drafts included
     Index("ix_contents_read_author_id_created_at_id", "author_id", "created_at", "id"),
+    only_on("postgresql", Index("ix_contents_read_search", "search", postgresql_using="gin")),
+    only_on("sqlite", Index("ix_contents_read_search_entry", "search")),
 )
+
+# One row per (tag, published item): lists filtered by tag page through this index.
+content_tags_read = Table(
+    "content_tags_read",
+    metadata,
+    Column("tag", String(30), primary_key=True),
+    Column("content_id", Uuid, primary_key=True),
+    Column("author_id", Uuid, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_content_tags_read_tag_created_at_content_id", "tag", "created_at", "content_id"),
+    Index(
+        "ix_content_tags_read_tag_author_id_created_at_content_id",
+        "tag",
+        "author_id",
+        "created_at",
+        "content_id",
+    ),
+    Index("ix_content_tags_read_content_id", "content_id"),
+)
+
+# How many published items carry each tag (rows exist only while the count is positive).
+tags_read = Table(
+    "tags_read",
+    metadata,
+    Column("name", String(30), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Index("ix_tags_read_count", "count"),
+)
+
+# SQLite's full-text index of `contents_read` (title, body), kept by the content projector:
+# an FTS5 virtual table; each item's entry is the rowid its `contents_read.search` holds.
+# Virtual tables cannot be declared in `metadata` (SQLAlchemy would create a plain table, and
+# PostgreSQL has none): migration 0006 creates it on SQLite only, and this description,
+# outside `metadata`, lets queries and the rebuild address it.
+sqlite_search_metadata = MetaData()
+contents_search = Table(
+    "contents_search",
+    sqlite_search_metadata,
+    Column("rowid", Integer, primary_key=True),
+    Column("title", Text),
+    Column("body", Text),
+)
+# unicode61 folds case and drops diacritics, so "cafe" finds "Café".
+CONTENTS_SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE contents_search USING fts5("
+    "title, body, tokenize = 'unicode61 remove_diacritics 2')"
+)
+_FTS5_SHADOW_SUFFIXES = ("data", "idx", "content", "docsize", "config")
+
+
+def sqlite_search_tables() -> frozenset[str]:
+    """The FTS5 table and the shadow tables SQLite keeps for it: present on SQLite only, and
+    not part of `metadata` (see `contents_search`)."""
+    name = contents_search.name
+    return frozenset({name, *(f"{name}_{suffix}" for suffix in _FTS5_SHADOW_SUFFIXES)})
+
+
+def exists_on(item: SchemaItem, name: str | None, type_: str, dialect: str) -> bool:
+    """Whether a schema object belongs on `dialect`, for comparing these definitions with a
+    migrated database (Alembic's `include_object`): objects declared `only_on` another
+    dialect and the SQLite full-text tables are left out of the comparison elsewhere."""
+    if type_ == "table" and name in sqlite_search_tables():
+        return False
+    only = getattr(item, "info", {}).get("only_on") if item is not None else None
+    return only is None or only == dialect
+
 
 # --- idempotency -------------------------------------------------------------------------
 
@@ -158,4 +294,4 @@ idempotency_records = Table(
 )
 
 # Rebuilt in this order (a content row copies its author's names from the users side).
-READ_TABLES: tuple[Table, ...] = (users_read, contents_read)
+READ_TABLES: tuple[Table, ...] = (users_read, contents_read, content_tags_read, tags_read)

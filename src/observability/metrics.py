@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src import __version__
 
 # OpenTelemetry HTTP semantic-convention buckets for http.server.request.duration (seconds).
 HTTP_DURATION_BUCKETS = (
@@ -96,6 +99,18 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        # What is running, for dashboards and alerts to join on (`* on (instance) group_left`);
+        # a gauge, not an Info metric, so that it also works in multiprocess mode.
+        self.build_info = Gauge(
+            "inkwell_build_info",
+            "Inkwell build information; the value is always 1.",
+            ["version", "python_version", "python_implementation"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.build_info.labels(
+            __version__, platform.python_version(), platform.python_implementation()
+        ).set(1)
         if self.multiprocess:
             MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
 

@@ -1,16 +1,21 @@
 """`/health` (liveness), `/ready` (readiness) and `/metrics`.
 
 Liveness touches nothing but the process: a database outage must never get pods restarted.
-Readiness checks each dependency concurrently with its own short timeout, reads CPU, memory
-and disk figures from psutil without sleeping on the event loop, and answers 503 naming the
-failing check — and from the moment SIGTERM arrives, so the pod leaves the Service before it
-stops. Probe bodies are plain JSON (their `status` is a word), even on 503.
+Readiness checks each dependency concurrently with its own short timeout and reads CPU, memory
+and disk figures without sleeping on the event loop (memory and disk: the container's own,
+src/probes/resources.py). It answers 503 naming the failing check when a required dependency
+(the databases) or a resource fails, and from the moment SIGTERM arrives, so the pod leaves
+the Service before it stops; an optional dependency (Redis) that fails leaves it serving, 200
+`degraded`. Adding an optional dependency is one `Dependency` line in `dependencies()`.
+Probe bodies are plain JSON (their `status` is a word), even on 503.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -22,7 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from src import __version__
+from src.probes.resources import data_directory, disk_figures, memory_figures
 from src.runtime import Runtime
+from src.settings import Settings
 
 router = APIRouter(include_in_schema=True, tags=["probes"])
 
@@ -30,7 +37,9 @@ Check = dict[str, Any]
 
 
 @router.get("/health", summary="Liveness: the process is up (touches no dependency)")
-async def health(request: Request) -> JSONResponse:
+async def get_health(request: Request) -> JSONResponse:
+    """Liveness: 200 while the process runs, with its service name, version and uptime. It
+    touches no dependency, so a database outage never gets the process restarted."""
     runtime: Runtime = request.app.state.runtime
     lifecycle = runtime.lifecycle
     return JSONResponse(
@@ -43,37 +52,62 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
+@dataclass(frozen=True)
+class Dependency:
+    """One dependency `/ready` pings. A required one that fails makes the pod unready (503);
+    an optional one — the service answers without it — makes it `degraded` (still 200), so
+    one shared optional dependency going away never empties the whole Service."""
+
+    name: str
+    required: bool
+    ping: Callable[[], Awaitable[Any]] | None  # None: not configured, reported as skipped
+
+
+def dependencies(runtime: Runtime) -> list[Dependency]:
+    """Every dependency `/ready` checks, in the order its body lists them."""
+    res = runtime.resources
+    redis = res.redis
+    return [
+        Dependency("database", True, lambda: _ping_database(res.database.write_engine)),
+        Dependency("read_database", True, lambda: _ping_database(res.database.read_engine)),
+        # Without Redis the cache is bypassed and the rate limiter fails open.
+        Dependency("redis", False, redis.ping if redis is not None else None),
+    ]
+
+
 @router.get(
     "/ready",
     summary="Readiness: dependencies reachable, resources within limits, not draining",
     responses={503: {"description": "Not ready", "content": {"application/json": {}}}},
 )
-async def ready(request: Request) -> JSONResponse:
+async def get_readiness(request: Request) -> JSONResponse:
+    """200 `ready`, or 200 `degraded` naming a failed optional dependency (Redis), or 503
+    `not_ready` when the database or the read database is unreachable, memory or disk use is
+    above its threshold, or the process is draining after SIGTERM. Each check has a short
+    timeout; memory and disk are the container's own figures (cgroup v2) where there is one."""
     runtime: Runtime = request.app.state.runtime
-    res = runtime.resources
-    settings = res.settings
+    settings = runtime.resources.settings
     timeout = settings.ready_check_timeout_seconds
-    redis = res.redis
+    wanted = dependencies(runtime)
     with suppress_instrumentation():  # probes are polled every few seconds: no SQL/Redis spans
-        database, read_database, redis_check = await asyncio.gather(
-            _timed(_ping_database(res.database.write_engine), timeout),
-            _timed(_ping_database(res.database.read_engine), timeout),
-            _timed(redis.ping(), timeout) if redis is not None else _skipped(),
+        results = await asyncio.gather(
+            *(_timed(d.ping(), timeout) if d.ping else _skipped() for d in wanted)
         )
-    checks: dict[str, Check] = {
-        "database": database,
-        "read_database": read_database,
-        "redis": redis_check,
-        "cpu": _cpu(),
-        "memory": _memory(settings.ready_max_memory_percent),
-        "disk": _disk(settings.ready_max_disk_percent),
-    }
+    checks: dict[str, Check] = {d.name: result for d, result in zip(wanted, results, strict=True)}
+    checks["cpu"] = _cpu()
+    checks["memory"] = _memory(settings)
+    checks["disk"] = _disk(settings)
+    blocking = {d.name for d in wanted if d.required} | {"cpu", "memory", "disk"}
+    failed = {name for name, check in checks.items() if check["status"] == "fail"}
     draining = runtime.lifecycle.draining
-    ok = not draining and all(check["status"] != "fail" for check in checks.values())
-    body: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
+    if draining or failed & blocking:
+        status, code = "not_ready", 503
+    else:
+        status, code = ("degraded" if failed else "ready"), 200
+    body: dict[str, Any] = {"status": status, "checks": checks}
     if draining:
         body["draining"] = True
-    return JSONResponse(body, status_code=200 if ok else 503)
+    return JSONResponse(body, status_code=code)
 
 
 _EXPOSITION = {"schema": {"type": "string"}}
@@ -85,7 +119,9 @@ _EXPOSITION = {"schema": {"type": "string"}}
     response_class=PlainTextResponse,
     responses={200: {"content": {"application/openmetrics-text": _EXPOSITION}}},
 )
-async def metrics(request: Request) -> Response:
+async def get_metrics(request: Request) -> Response:
+    """The Prometheus exposition of the process's metrics (every worker's, with several); in
+    the OpenMetrics format, with trace-id exemplars, when the scraper asks for it."""
     metrics = request.app.state.runtime.metrics
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     metrics.refresh()
@@ -126,21 +162,26 @@ def _cpu() -> Check:
     }
 
 
-def _memory(limit: float) -> Check:
-    memory = psutil.virtual_memory()
+def _memory(settings: Settings) -> Check:
+    limit = settings.ready_max_memory_percent
+    memory = memory_figures(Path(settings.ready_cgroup_root))
     return {
-        "status": "ok" if memory.percent <= limit else "fail",
-        "used_percent": memory.percent,
-        "available_mb": round(memory.available / 2**20),
+        "status": "ok" if memory.used_percent <= limit else "fail",
+        "used_percent": memory.used_percent,
+        "available_mb": round(memory.available_bytes / 2**20),
+        "limit_mb": round(memory.limit_bytes / 2**20),
+        "source": memory.source,
         "threshold_percent": limit,
     }
 
 
-def _disk(limit: float, path: str = "/") -> Check:
-    usage = psutil.disk_usage(path)
+def _disk(settings: Settings) -> Check:
+    limit = settings.ready_max_disk_percent
+    disk = disk_figures(data_directory(settings))
     return {
-        "status": "ok" if usage.percent <= limit else "fail",
-        "used_percent": usage.percent,
-        "free_gb": round(usage.free / 2**30, 2),
+        "status": "ok" if disk.used_percent <= limit else "fail",
+        "used_percent": disk.used_percent,
+        "free_gb": round(disk.free_bytes / 2**30, 2),
+        "path": disk.path,
         "threshold_percent": limit,
     }

@@ -42,6 +42,10 @@ def _panels() -> list[dict[str, Any]]:
     return [p for p in panels if p.get("type") != "row"]
 
 
+def _variables() -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in _dashboard()["templating"]["list"]}
+
+
 def dashboard_queries() -> list[str]:
     return [t["expr"] for p in _panels() for t in p.get("targets", []) if t.get("expr")]
 
@@ -79,13 +83,37 @@ def test_dashboard_is_valid_json_with_unique_panels() -> None:
 def test_dashboard_uses_the_provisioned_data_sources() -> None:
     provisioned = load_yaml(GRAFANA_PROVISIONING / "datasources" / "datasources.yml")
     uids = {source["uid"] for source in provisioned["datasources"]}
+    variable = _variables()["datasource"]
+    assert variable["query"] == "prometheus"
+    assert variable["current"]["value"] in uids  # the compose Grafana opens on its Prometheus
     for panel in _panels():
-        assert panel["datasource"]["uid"] in uids, panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] in uids, panel["title"]
+            assert target["datasource"] == panel["datasource"], panel["title"]
     exemplars = next(s for s in provisioned["datasources"] if s["type"] == "prometheus")
     destinations = exemplars["jsonData"]["exemplarTraceIdDestinations"]
     assert {d["datasourceUid"] for d in destinations} <= uids
+
+
+def test_every_query_follows_the_instance_variable() -> None:
+    instance = _variables()["instance"]
+    assert instance["type"] == "query"
+    assert instance["datasource"]["uid"] == "${datasource}"
+    assert instance["includeAll"]
+    assert instance["multi"]
+    assert instance["allValue"] == ".*"
+    assert 'label_values(up{job="inkwell"}, instance)' in instance["definition"]
+    for query in dashboard_queries():
+        selectors = re.findall(r"\{([^}]*)\}", query)
+        assert selectors, query
+        assert all('instance=~"$instance"' in selector for selector in selectors), query
+
+
+def test_latency_panels_leave_the_probes_out() -> None:
+    latency = [q for q in dashboard_queries() if "histogram_quantile" in q]
+    assert latency
+    for query in latency:
+        assert 'http_route!~"/health|/ready|/metrics"' in query, query
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:

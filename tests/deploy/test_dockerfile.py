@@ -1,4 +1,5 @@
-"""The Dockerfile: hadolint-clean, pinned, multi-stage, non-root, built from the lock file."""
+"""The Dockerfile: hadolint-clean, pinned, multi-stage, non-root, built from the hashed lock files,
+installing the built wheel."""
 
 from __future__ import annotations
 
@@ -102,18 +103,42 @@ def test_dependencies_come_from_the_lock_without_caches(dockerfile: list[Instruc
     assert any("/opt/venv" in args for args in copied), "the runtime copies the built venv"
 
 
-def test_runtime_ships_code_and_migrations(dockerfile: list[Instruction]) -> None:
-    runtime = stages(dockerfile)[-1]
-    sources = {i.args.split()[0] for i in runtime if i.keyword == "COPY" and "--from" not in i.args}
-    assert {"src", "migrations", "alembic.ini"} <= sources
+def test_the_image_installs_the_built_wheel_not_the_tree(dockerfile: list[Instruction]) -> None:
+    build, runtime = stages(dockerfile)[0], stages(dockerfile)[-1]
+    runs = " && ".join(i.args for i in build if i.keyword == "RUN")
+    assert "pip wheel" in runs
+    assert re.search(r"pip install [^&]*--no-deps [^&]*dist/inkwell-\*\.whl", runs), runs
+    for args in (i.args for i in dockerfile if i.keyword == "RUN"):
+        assert not re.search(r"pip install [^&]*(?:-e|--editable)\b", args), args
+    # The runtime gets the virtualenv (package, migrations, dependencies) and no source tree.
+    assert not [i for i in runtime if i.keyword == "COPY" and "--from" not in i.args]
 
 
-def test_setuptools_pin_matches_the_dev_lock(dockerfile: list[Instruction]) -> None:
-    lock = (ROOT / "requirements-dev.lock").read_text()
-    locked = re.search(r"^setuptools==(\S+)$", lock, re.MULTILINE)
+def test_every_locked_install_requires_hashes(dockerfile: list[Instruction]) -> None:
+    for args in (i.args for i in dockerfile if i.keyword == "RUN"):
+        for command in args.split("&&"):
+            if "pip install" in command and " -r " in command:
+                assert "--require-hashes" in command, command
+    for lock in ("requirements.lock", "requirements-dev.lock", "requirements-build.lock"):
+        pins = re.findall(r"^[a-z0-9][\w.-]*==\S+", (ROOT / lock).read_text(), re.MULTILINE)
+        assert pins, lock
+        blocks = re.split(r"\n(?=[a-z0-9])", (ROOT / lock).read_text())
+        for block in blocks:
+            if re.match(r"[a-z0-9][\w.-]*==", block):
+                assert "--hash=sha256:" in block, f"{lock}: {block.splitlines()[0]}"
+
+
+def test_the_build_backend_is_locked_like_the_dev_tools(dockerfile: list[Instruction]) -> None:
+    dev = (ROOT / "requirements-dev.lock").read_text()
+    build = (ROOT / "requirements-build.lock").read_text()
+    pin = re.compile(r"^setuptools==(\S+)", re.MULTILINE)
+    locked, built_with = pin.search(dev), pin.search(build)
     assert locked is not None
-    pinned = re.findall(r"setuptools==(\S+)", " ".join(i.args for i in dockerfile))
-    assert pinned == [locked.group(1)]
+    assert built_with is not None
+    assert built_with.group(1) == locked.group(1)
+    runs = " ".join(i.args for i in dockerfile if i.keyword == "RUN")
+    assert "-r requirements-build.lock" in runs
+    assert "setuptools==" not in runs  # the version comes from the lock, hashes included
 
 
 def test_entrypoint_serves_on_all_interfaces(dockerfile: list[Instruction]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.deploy.tools import ALERT_TESTS, ALERTS, PROMETHEUS_CONFIG, load_yaml, run, tool
+from tests.deploy.tools import ALERT_TESTS, ALERTS, PROMETHEUS_CONFIG, ROOT, load_yaml, run, tool
 
 
 def test_prometheus_config_is_valid() -> None:
@@ -67,7 +67,7 @@ def test_alerts_only_select_this_service() -> None:
     """http_server_request_duration_seconds is a semantic-convention name other services
     export too: every selector of the service's own series must be scoped to job="inkwell"."""
     selector = re.compile(
-        r"(?<![\w:])(http_server_\w+|idempotency_\w+|cache_requests_\w+|up)(?![\w:(])(\{[^}]*\})?"
+        r"(?<![\w:])(http_server_\w+|idempotency_\w+|cache_\w+|rate_limit\w+|up)(?![\w:(])(\{[^}]*\})?"
     )
     for group in load_yaml(ALERTS)["groups"]:
         for rule in group["rules"]:
@@ -75,3 +75,34 @@ def test_alerts_only_select_this_service() -> None:
             for match in selector.finditer(rule["expr"]):
                 matchers = match.group(2) or ""
                 assert 'job="inkwell"' in matchers, f"{name}: {match.group(0)}"
+
+
+RUNBOOK_BASE = "https://git.example.com/inkwell/-/blob/main/"
+
+
+def _anchors(markdown: str) -> set[str]:
+    return {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in markdown.splitlines()
+        if line.startswith("#")
+    }
+
+
+def test_alerts_on_the_optional_dependencies_link_an_existing_runbook() -> None:
+    rules = {
+        rule["alert"]: rule
+        for group in load_yaml(ALERTS)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert {"InkwellRateLimiterFailingOpen", "InkwellCacheErrors"} <= set(rules)
+    linked = {name: rule for name, rule in rules.items() if "runbook_url" in rule["annotations"]}
+    assert {"InkwellRateLimiterFailingOpen", "InkwellCacheErrors"} <= set(linked)
+    for name, rule in linked.items():
+        url = rule["annotations"]["runbook_url"]
+        assert url.startswith(RUNBOOK_BASE), url
+        path, _, anchor = url.removeprefix(RUNBOOK_BASE).partition("#")
+        document = ROOT / path
+        assert document.is_file(), url
+        assert anchor == name.lower(), url
+        assert anchor in _anchors(document.read_text()), f"{name}: no section #{anchor}"

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
+from sqlalchemy.engine import make_url
 
 from src import __version__
+from src.probes.resources import cgroup_directory
 from tests.conftest import Backend
 
 CHECKS = {"database", "read_database", "redis", "cpu", "memory", "disk"}
@@ -115,3 +120,128 @@ async def test_an_unsupported_method_on_a_probe_is_a_problem_405(
     response = await client.post("/health")
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
+
+
+# --- optional dependencies ---------------------------------------------------------------------
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:9/0"
+
+
+async def test_redis_down_leaves_the_pod_ready_but_degraded(
+    make_client: Callable[..., Any],
+) -> None:
+    async with make_client(redis_url=UNREACHABLE_REDIS, ready_check_timeout_seconds=0.5) as client:
+        ready = await client.get("/ready")
+        served = await client.get("/api/v1/users")  # cache bypassed, limiter open
+    assert ready.status_code == 200, ready.text
+    assert ready.headers["content-type"] == "application/json"
+    body = ready.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["redis"]["status"] == "fail"
+    assert body["checks"]["redis"]["error"]
+    assert body["checks"]["database"]["status"] == "ok"
+    assert served.status_code == 200
+
+
+async def test_a_required_dependency_still_wins_over_a_degraded_optional_one(
+    make_client: Callable[..., Any],
+) -> None:
+    async with make_client(
+        redis_url=UNREACHABLE_REDIS,
+        read_database_url=UNREACHABLE_DATABASE,
+        ready_check_timeout_seconds=0.5,
+    ) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["redis"]["status"] == "fail"
+    assert body["checks"]["read_database"]["status"] == "fail"
+
+
+# --- memory and disk: the container's own figures ----------------------------------------------
+
+MIB = 2**20
+
+
+def fake_cgroup(root: Path, *, current: int, limit: str, inactive_file: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "memory.current").write_text(f"{current}\n")
+    (root / "memory.max").write_text(f"{limit}\n")
+    (root / "memory.stat").write_text(
+        f"anon {current - inactive_file}\nfile {inactive_file}\ninactive_file {inactive_file}\n"
+    )
+    return root
+
+
+async def test_memory_is_the_cgroup_working_set_against_its_limit(
+    make_client: Callable[..., Any], tmp_path: Path
+) -> None:
+    root = fake_cgroup(
+        tmp_path / "cgroup", current=900 * MIB, limit=str(1024 * MIB), inactive_file=132 * MIB
+    )
+    async with make_client(ready_cgroup_root=str(root)) as client:
+        response = await client.get("/ready")
+    memory = response.json()["checks"]["memory"]
+    assert memory["source"] == "cgroup"
+    assert memory["used_percent"] == 75.0  # (900 - 132) / 1024: the page cache is not counted
+    assert memory["limit_mb"] == 1024
+    assert memory["available_mb"] == 256
+    assert memory["status"] == "ok"
+    assert response.status_code == 200
+
+
+async def test_memory_above_the_threshold_of_the_cgroup_limit_is_503(
+    make_client: Callable[..., Any], tmp_path: Path
+) -> None:
+    root = fake_cgroup(tmp_path / "cgroup", current=1000 * MIB, limit=str(1024 * MIB))
+    async with make_client(ready_cgroup_root=str(root), ready_max_memory_percent=90) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503
+    memory = response.json()["checks"]["memory"]
+    assert memory["status"] == "fail"
+    assert memory["source"] == "cgroup"
+    assert memory["used_percent"] == 97.7
+
+
+async def test_an_unlimited_cgroup_falls_back_to_the_host(
+    make_client: Callable[..., Any], tmp_path: Path
+) -> None:
+    root = fake_cgroup(tmp_path / "cgroup", current=1000 * MIB, limit="max")
+    async with make_client(ready_cgroup_root=str(root)) as client:
+        memory = (await client.get("/ready")).json()["checks"]["memory"]
+    assert memory["source"] == "host"
+    assert memory["limit_mb"] == round(psutil.virtual_memory().total / MIB)
+
+
+async def test_without_cgroup_v2_the_figures_are_the_host_s(
+    make_client: Callable[..., Any], tmp_path: Path
+) -> None:
+    async with make_client(ready_cgroup_root=str(tmp_path / "no-cgroup")) as client:
+        memory = (await client.get("/ready")).json()["checks"]["memory"]
+    assert memory["source"] == "host"
+    assert memory["limit_mb"] == round(psutil.virtual_memory().total / MIB)
+
+
+def test_the_process_s_own_cgroup_is_found_under_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    fake_cgroup(root, current=10 * MIB, limit="max")
+    own = fake_cgroup(root / "kubepods" / "pod-a", current=300 * MIB, limit=str(600 * MIB))
+    membership = tmp_path / "cgroup-membership"
+    membership.write_text("0::/kubepods/pod-a\n")
+    assert cgroup_directory(root, membership) == own
+    membership.write_text("0::/\n")  # a container with its own cgroup namespace
+    assert cgroup_directory(root, membership) == root
+    assert cgroup_directory(tmp_path / "nothing", membership) is None
+
+
+async def test_disk_is_measured_where_the_data_is_written(
+    client: httpx.AsyncClient, backend: Backend
+) -> None:
+    disk = (await client.get("/ready")).json()["checks"]["disk"]
+    if backend.is_postgres:
+        expected = Path(tempfile.gettempdir())
+    else:
+        expected = Path(make_url(backend.database_url).database or "").resolve().parent
+    assert disk["path"] == str(expected)
+    assert abs(disk["used_percent"] - psutil.disk_usage(str(expected)).percent) < 1

@@ -77,7 +77,7 @@ class FuzzTarget:
         self.client = client
         self.author = self._user()
         self.stranger = self._user()
-        self.content_id = self._publish()
+        self.content_id, self.slug = self._publish()
         self._turn = itertools.count()
 
     def _user(self) -> dict[str, Any]:
@@ -91,12 +91,12 @@ class FuzzTarget:
         token = login.json()["access_token"]
         return {"id": created.json()["id"], "headers": {"Authorization": f"Bearer {token}"}}
 
-    def _publish(self) -> str:
+    def _publish(self) -> tuple[str, str]:
         response = self.client.post(
-            "/api/v1/content", json=content_body(), headers=self.author["headers"]
+            "/api/v1/content", json=content_body(tags=["fuzz"]), headers=self.author["headers"]
         )
         assert response.status_code == 201, response.text
-        return str(response.json()["id"])
+        return str(response.json()["id"]), str(response.json()["slug"])
 
     def prepare(self, case: schemathesis.Case) -> dict[str, str]:
         """Aim the case at real rows every other time; the headers to send it with."""
@@ -104,6 +104,8 @@ class FuzzTarget:
         if turn % 2 == 0:
             if "content_id" in case.path_parameters:
                 case.path_parameters["content_id"] = self.content_id
+            if "slug" in case.path_parameters:
+                case.path_parameters["slug"] = self.slug
             if "user_id" in case.path_parameters:
                 case.path_parameters["user_id"] = self.author["id"]
         identity = turn % 5
@@ -117,7 +119,7 @@ class FuzzTarget:
         if case.method.upper() == "DELETE" and status == 204:
             deleted = case.path_parameters.get("content_id")
             if deleted == self.content_id:
-                self.content_id = self._publish()
+                self.content_id, self.slug = self._publish()
 
 
 @pytest.fixture(scope="module")
@@ -169,4 +171,4 @@ def test_the_fuzzed_schema_has_every_route() -> None:
         (result.ok().method.upper(), result.ok().path) for result in schema.get_all_operations()
     }
     assert operations == routes
-    assert len(operations) == 15
+    assert len(operations) == 18

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from src.core.identity import Principal
 from src.core.security import PasswordHasher
 from src.slices.content.commands import CreateContent, CreateContentCommand
-from src.slices.content.events import ContentCreated
+from src.slices.content.events import ContentCreated, ContentPublished
 from src.slices.signup.commands import SignUp, SignUpCommand
 from src.slices.signup.errors import EmailTaken
 from src.slices.signup.events import UserSignedUp
@@ -76,7 +76,7 @@ async def test_create_content_invalidates_the_lists_only_after_the_commit() -> N
 
     command = CreateContentCommand(Principal(author.id), "A title", "Some body text")
     item = await CreateContent(uow, Cache()).execute(command)  # type: ignore[arg-type]
-    assert [type(e) for e in uow.events] == [ContentCreated]
+    assert [type(e) for e in uow.events] == [ContentCreated, ContentPublished]
     assert item.author_display_name == "Ada L."
     assert invalidated == []  # nothing before the commit
     await uow.committed()

@@ -215,6 +215,10 @@ class Cache:
         With `reinvalidate_after` (reads served by a lagging replica) the same keys are
         invalidated once more that many seconds later: a reader that refilled them from a
         replica which had not yet replayed the write cannot keep the old value cached.
+
+        A load already in flight for one of `keys` may have read the row before the write:
+        it is detached first, so a read that starts from now on loads afresh instead of
+        joining it (see `_single_flight` for the requests that had joined it).
         """
         await self._invalidate(keys, generations)
         if self._reinvalidate_after > 0:

@@ -23,7 +23,8 @@ from loguru import logger
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from src.core.db.read import ReadHandle
 from src.settings import Settings
@@ -44,7 +45,7 @@ def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine
         options["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
         options.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         options["pool_timeout"] = settings.db_pool_timeout_seconds
-        engine = create_async_engine(url, **options)
+        engine = _create_async_engine(url, options)
         _tune_sqlite(engine, settings, role)
         ping_when_idle(engine)
         return engine
@@ -61,9 +62,15 @@ def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine
             "command_timeout": settings.db_command_timeout_seconds,
             "server_settings": {"application_name": f"{settings.service_name}-{role}"},
         }
-    engine = create_async_engine(url, **options)
+    engine = _create_async_engine(url, options)
     ping_when_idle(engine)
     return engine
+
+
+def _create_async_engine(url: str, options: dict[str, Any]) -> AsyncEngine:
+    # Looked up on SQLAlchemy's module at every call, not imported once: instrumentation
+    # installed at process start-up (SQL client spans) wraps that module attribute.
+    return sqlalchemy_asyncio.create_async_engine(url, **options)
 
 
 def ping_when_idle(engine: AsyncEngine, idle_seconds: float = PING_IDLE_SECONDS) -> None:

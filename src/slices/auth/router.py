@@ -34,6 +34,10 @@ def _answer(pair: TokenPair, response: Response) -> TokenResponse:
 async def login(
     body: LoginRequest, response: Response, use_case: Annotated[LogIn, Depends(_log_in)]
 ) -> TokenResponse:
+    """Log in with an e-mail address and a password.
+
+    Answers a bearer access token and a refresh token. An unknown address and a wrong password
+    get the same 401 `invalid_credentials`, in about the same time."""
     return _answer(await use_case.execute(LogInCommand(body.email, body.password)), response)
 
 
@@ -48,10 +52,15 @@ async def token(
     response: Response,
     use_case: Annotated[LogIn, Depends(_log_in)],
 ) -> TokenResponse:
+    """The OAuth2 password flow (`username` is the e-mail address), so that the
+    interactive docs' Authorize button works; answers like `logIn`."""
     return _answer(await use_case.execute(LogInCommand(form.username, form.password)), response)
 
 
 @router.post("/refresh", response_model=TokenResponse, responses=_ERRORS)
 async def refresh(body: RefreshRequest, response: Response, res: Res, uow: Uow) -> TokenResponse:
+    """Exchange a refresh token for a new pair of tokens.
+
+    An access token, or an expired, revoked or forged token, is 401 `invalid_token`."""
     pair = await Refresh(uow, res.tokens).execute(RefreshCommand(body.refresh_token))
     return _answer(pair, response)

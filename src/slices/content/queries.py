@@ -1,36 +1,139 @@
-"""Content queries: `GetContent` and `ListContent`.
+"""Content queries: one item (by id or slug), the public lists, a caller's own list, tags.
 
-They read only `contents_read` (author names copied in: no joins) through the read handle and
-the cache. The cached value is the response body itself, so a hit costs one cache look-up and no
-serialization.
+They read only the read tables (`contents_read` with the author's names and the tags copied
+in, `content_tags_read`, `tags_read`, and SQLite's `contents_search`) through the read handle
+and the cache. The cached value is the response body itself, so a hit costs one cache
+look-up and no serialization.
+
+Drafts: a shared cache entry only ever holds what anyone may see. Loading an item for the
+shared entry yields nothing for a draft (so nothing is cached); then, and only then, the
+caller's right to see it is checked — its author, or an admin — and the draft is answered
+uncached (`Cache-Status: inkwell; fwd=bypass`). Public lists, search and tag counts hold
+published items only.
+
+Search: the words of `q` (runs of letters and digits; see `rules.search_terms`) must all
+match, in the title or the body. PostgreSQL matches English stems (`running` finds `run`) in
+the `tsvector` column and ranks with `ts_rank` (title weighted above body); SQLite's FTS5
+table matches each word as a token prefix (`pyth` finds `python`) and ranks by how many of
+the words the title holds. Both ranks depend on the item alone, not on the rest of the
+collection, so an item's position cannot move between two pages of the same search: the
+cursor carries the rank, and paging has no gaps or repeats.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, select
 
 from src.core.cache.policy import Cache
 from src.core.cache.port import CacheStatus
 from src.core.db.read import ReadHandle
-from src.core.pagination import CursorCodec, Keyset, split_page
-from src.core.tables import contents_read
+from src.core.identity import Principal
+from src.core.pagination import NEWEST_FIRST, CursorCodec, Keyset, PositionShape, split_page
+from src.core.tables import (
+    content_tags_read,
+    contents_read,
+    contents_search,
+    tags_read,
+    users_read,
+)
 from src.slices.content.errors import ContentNotFound
 from src.slices.content.events import ContentState
-from src.slices.content.keys import ITEM_CACHE, LIST_CACHE, LIST_GENERATION, item_key, list_key
-from src.slices.content.schemas import Content, ContentPage
+from src.slices.content.keys import (
+    ITEM_CACHE,
+    LIST_CACHE,
+    LIST_GENERATION,
+    item_key,
+    list_key,
+    own_list_key,
+    slug_key,
+    tags_key,
+)
+from src.slices.content.rules import PUBLISHED
+from src.slices.content.schemas import Content, ContentPage, TagCount, TagList
 
 tracer = trace.get_tracer(__name__)
 
+TAGS_CACHE = "tags"
+
+_STATE_COLUMNS = tuple(contents_read.c[field.name] for field in dataclasses.fields(ContentState))
 _NEWEST_FIRST = Keyset(contents_read.c.created_at, contents_read.c.id)
+_TAGGED_NEWEST_FIRST = Keyset(content_tags_read.c.created_at, content_tags_read.c.content_id)
+_BY_RELEVANCE: PositionShape = (float, dt.datetime, uuid.UUID)
+_IS_PUBLISHED = contents_read.c.status == PUBLISHED
 
 
-def _content(row: Any) -> Content:
-    return Content.of(ContentState(**row._mapping))
+def _state(row: Any) -> ContentState:
+    values = {column.name: row._mapping[column.name] for column in _STATE_COLUMNS}
+    values["tags"] = tuple(values["tags"])
+    return ContentState(**values)
+
+
+def _body(row: Any) -> bytes:
+    return Content.of(_state(row)).model_dump_json().encode()
+
+
+def _page(rows: Any, limit: int, cursors: CursorCodec, position: Any = None) -> bytes:
+    page, next_cursor = split_page(rows, limit, cursors, position)
+    items = [Content.of(_state(row)) for row in page]
+    return ContentPage(items=items, next_cursor=next_cursor).model_dump_json().encode()
+
+
+async def _is_admin(read: ReadHandle, viewer: Principal) -> bool:
+    role = await read.scalar(select(users_read.c.role).where(users_read.c.id == viewer.user_id))
+    return bool(role == "admin")
+
+
+async def _may_see(read: ReadHandle, viewer: Principal | None, row: Any) -> bool:
+    """Whether `viewer` may see item `row`: anyone a published one; a draft its author and
+    admins only."""
+    if row.status == PUBLISHED:
+        return True
+    if viewer is None:
+        return False
+    return bool(row.author_id == viewer.user_id) or await _is_admin(read, viewer)
+
+
+@dataclass(frozen=True, slots=True)
+class _ItemReader:
+    """One item through the shared cache, which never holds a draft."""
+
+    read: ReadHandle
+    cache: Cache
+    ttl: int
+
+    async def answer(
+        self, key: str, where: ColumnElement[bool], viewer: Principal | None
+    ) -> tuple[bytes, CacheStatus]:
+        statement = select(*_STATE_COLUMNS).where(where)
+        unpublished: Any = None
+
+        async def load_published() -> bytes | None:
+            nonlocal unpublished
+            row = await self.read.first(statement)
+            if row is None or row.status != PUBLISHED:
+                unpublished = row
+                return None  # nothing for the shared entry
+            return _body(row)
+
+        body, status = await self.cache.get_or_load(ITEM_CACHE, key, self.ttl, load_published)
+        if body is not None:
+            return body, status
+        if viewer is None:  # anonymous: nobody's draft is theirs to see
+            raise ContentNotFound()
+        # This request's load saw no published item, or another request's load answered for
+        # it: look again (uncached), and answer a draft only to whoever may see it.
+        row = unpublished or await self.read.first(statement)
+        if row is None or not await _may_see(self.read, viewer, row):
+            raise ContentNotFound()
+        return _body(row), ("miss" if row.status == PUBLISHED else "bypass")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,51 +142,213 @@ class GetContent:
     cache: Cache
     ttl: int
 
-    async def execute(self, content_id: uuid.UUID) -> tuple[bytes, CacheStatus]:
+    async def execute(
+        self, content_id: uuid.UUID, viewer: Principal | None = None
+    ) -> tuple[bytes, CacheStatus]:
         """The `Content` JSON body and how the cache answered."""
         with tracer.start_as_current_span("content.get") as span:
             span.set_attribute("content.id", str(content_id))
-
-            async def load() -> bytes | None:
-                row = await self.read.first(
-                    select(contents_read).where(contents_read.c.id == content_id)
-                )
-                return None if row is None else _content(row).model_dump_json().encode()
-
-            body, status = await self.cache.get_or_load(
-                ITEM_CACHE, item_key(content_id), self.ttl, load
+            reader = _ItemReader(self.read, self.cache, self.ttl)
+            body, status = await reader.answer(
+                item_key(content_id), contents_read.c.id == content_id, viewer
             )
             span.set_attribute("cache.status", status)
-            if body is None:
-                raise ContentNotFound()
             return body, status
 
 
 @dataclass(frozen=True, slots=True)
+class GetContentBySlug:
+    read: ReadHandle
+    cache: Cache
+    ttl: int
+
+    async def execute(
+        self, slug: str, viewer: Principal | None = None
+    ) -> tuple[bytes, CacheStatus]:
+        with tracer.start_as_current_span("content.get_by_slug") as span:
+            span.set_attribute("content.slug", slug)
+            reader = _ItemReader(self.read, self.cache, self.ttl)
+            body, status = await reader.answer(slug_key(slug), contents_read.c.slug == slug, viewer)
+            span.set_attribute("cache.status", status)
+            return body, status
+
+
+@dataclass(frozen=True, slots=True)
+class ContentFilters:
+    """What a public list is narrowed to; `search` is the words of `q` (None: no search;
+    empty: a search with no words in it, which finds nothing)."""
+
+    author_id: uuid.UUID | None = None
+    tag: str | None = None
+    search: tuple[str, ...] | None = None
+
+
+def _fts5_phrase(term: str) -> str:
+    """One search word as an FTS5 prefix phrase: quoted, so it is never query syntax."""
+    return '"' + term.replace('"', '""') + '"*'
+
+
+def _search_query(dialect: str, terms: tuple[str, ...]) -> tuple[Select[Any], ColumnElement[Any]]:
+    """Published items matching every word, with their rank (higher is more relevant)."""
+    if dialect == "postgresql":
+        query_vector = func.plainto_tsquery(literal_column("'english'::regconfig"), " ".join(terms))
+        rank: ColumnElement[Any] = func.ts_rank(contents_read.c.search, query_vector)
+        matching = select(*_STATE_COLUMNS, rank.label("rank")).where(
+            contents_read.c.search.op("@@")(query_vector)
+        )
+        return matching, rank
+    search_rowid: ColumnElement[Any] = literal_column("contents_search.rowid")
+    entry = contents_read.c.search  # the rowid of the item's full-text entry
+    table_match = literal_column("contents_search").op("MATCH")
+
+    def in_title(term: str) -> ColumnElement[Any]:
+        titles = (
+            select(search_rowid)
+            .select_from(contents_search)
+            .where(table_match(f"title : {_fts5_phrase(term)}"))
+            .correlate(None)  # its own scan of the index, not the outer query's row
+        )
+        return case((entry.in_(titles.scalar_subquery()), 1), else_=0)
+
+    rank = sum((in_title(term) for term in terms[1:]), in_title(terms[0]))
+    matching = (
+        select(*_STATE_COLUMNS, rank.label("rank"))
+        .select_from(contents_search.join(contents_read, entry == search_rowid))
+        .where(table_match(" ".join(_fts5_phrase(term) for term in terms)))
+    )
+    return matching, rank
+
+
+@dataclass(frozen=True, slots=True)
 class ListContent:
+    """The public list: published items, newest first, or by relevance with `q`."""
+
     read: ReadHandle
     cache: Cache
     cursors: CursorCodec
     ttl: int
 
     async def execute(
-        self, limit: int, cursor: str | None, author_id: uuid.UUID | None
+        self, limit: int, cursor: str | None, filters: ContentFilters
     ) -> tuple[bytes, CacheStatus]:
         with tracer.start_as_current_span("content.list") as span:
             span.set_attribute("page.limit", limit)
-            after = self.cursors.decode(cursor) if cursor else None  # 422 before any I/O
+            searching = filters.search is not None
+            span.set_attribute("content.search", searching)
+            shape = _BY_RELEVANCE if searching else NEWEST_FIRST
+            after = self.cursors.decode(cursor, shape) if cursor else None  # 422 before I/O
+            load = self._loader(limit, after, filters)
+            key = list_key(filters.author_id, limit, after, filters.tag, filters.search)
+            body, status = await self.cache.get_versioned(
+                LIST_CACHE, LIST_GENERATION, key, self.ttl, load
+            )
+            span.set_attribute("cache.status", status)
+            return body, status
+
+    def _loader(
+        self, limit: int, after: tuple[Any, ...] | None, filters: ContentFilters
+    ) -> Callable[[], Awaitable[bytes]]:
+        async def newest() -> bytes:
+            if filters.tag is not None:
+                tagged = content_tags_read.c.tag == filters.tag
+                if filters.author_id is not None:
+                    tagged = and_(tagged, content_tags_read.c.author_id == filters.author_id)
+                query = (
+                    select(*_STATE_COLUMNS)
+                    .select_from(
+                        content_tags_read.join(
+                            contents_read, contents_read.c.id == content_tags_read.c.content_id
+                        )
+                    )
+                    .where(tagged, _IS_PUBLISHED)
+                )
+                rows = await self.read.all(_TAGGED_NEWEST_FIRST.page(query, after, limit))
+            else:
+                query = select(*_STATE_COLUMNS).where(_IS_PUBLISHED)
+                if filters.author_id is not None:
+                    query = query.where(contents_read.c.author_id == filters.author_id)
+                rows = await self.read.all(_NEWEST_FIRST.page(query, after, limit))
+            return _page(rows, limit, self.cursors)
+
+        async def relevant() -> bytes:
+            terms = filters.search or ()
+            if not terms:
+                return ContentPage(items=[], next_cursor=None).model_dump_json().encode()
+            query, rank = _search_query(self.read.dialect, terms)
+            query = query.where(_IS_PUBLISHED)
+            if filters.author_id is not None:
+                query = query.where(contents_read.c.author_id == filters.author_id)
+            if filters.tag is not None:
+                tagged = select(content_tags_read.c.content_id).where(
+                    content_tags_read.c.tag == filters.tag
+                )
+                query = query.where(contents_read.c.id.in_(tagged.scalar_subquery()))
+            by_relevance = Keyset(rank, contents_read.c.created_at, contents_read.c.id)
+            rows = await self.read.all(by_relevance.page(query, after, limit))
+            return _page(
+                rows, limit, self.cursors, lambda row: (float(row.rank), row.created_at, row.id)
+            )
+
+        return relevant if filters.search is not None else newest
+
+
+@dataclass(frozen=True, slots=True)
+class ListOwnContent:
+    """The caller's own items, drafts included, newest first (cached under the caller)."""
+
+    read: ReadHandle
+    cache: Cache
+    cursors: CursorCodec
+    ttl: int
+
+    async def execute(
+        self, owner: Principal, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[bytes, CacheStatus]:
+        with tracer.start_as_current_span("content.list_own") as span:
+            span.set_attribute("user.id", str(owner.user_id))
+            span.set_attribute("page.limit", limit)
+            after = self.cursors.decode(cursor) if cursor else None
 
             async def load() -> bytes:
-                query = select(contents_read)
-                if author_id is not None:
-                    query = query.where(contents_read.c.author_id == author_id)
+                query = select(*_STATE_COLUMNS).where(contents_read.c.author_id == owner.user_id)
+                if status is not None:
+                    query = query.where(contents_read.c.status == status)
                 rows = await self.read.all(_NEWEST_FIRST.page(query, after, limit))
-                page, next_cursor = split_page(rows, limit, self.cursors)
-                items = [_content(row) for row in page]
-                return ContentPage(items=items, next_cursor=next_cursor).model_dump_json().encode()
+                return _page(rows, limit, self.cursors)
+
+            key = own_list_key(owner.user_id, status, limit, after)
+            body, cache_status = await self.cache.get_versioned(
+                LIST_CACHE, LIST_GENERATION, key, self.ttl, load
+            )
+            span.set_attribute("cache.status", cache_status)
+            return body, cache_status
+
+
+@dataclass(frozen=True, slots=True)
+class ListTags:
+    """Tags of published items, most used first, then by name: one indexed read of the
+    counts the projectors keep."""
+
+    read: ReadHandle
+    cache: Cache
+    ttl: int
+
+    async def execute(self, limit: int) -> tuple[bytes, CacheStatus]:
+        with tracer.start_as_current_span("content.tags") as span:
+            span.set_attribute("page.limit", limit)
+
+            async def load() -> bytes:
+                rows = await self.read.all(
+                    select(tags_read.c.name, tags_read.c.count.label("uses"))
+                    .where(tags_read.c.count > 0)
+                    .order_by(tags_read.c.count.desc(), tags_read.c.name)
+                    .limit(limit)
+                )
+                items = [TagCount(name=row.name, count=row.uses) for row in rows]
+                return TagList(items=items).model_dump_json().encode()
 
             body, status = await self.cache.get_versioned(
-                LIST_CACHE, LIST_GENERATION, list_key(author_id, limit, after), self.ttl, load
+                TAGS_CACHE, LIST_GENERATION, tags_key(limit), self.ttl, load
             )
             span.set_attribute("cache.status", status)
             return body, status

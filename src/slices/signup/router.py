@@ -57,6 +57,12 @@ async def signup(
     response: Response,
     use_case: Annotated[SignUp, Depends(sign_up)],
 ) -> SignUpResponse:
+    """Create an account with a name, an e-mail address and a password.
+
+    The e-mail address is stored lower-cased and the password only as a bcrypt hash, never
+    answered. The answer is the new account's private profile, with `Location` naming the
+    user. 409 `email_taken` / `phone_taken` when the address or phone number belongs to
+    another account, also when two signups race for it."""
     user = await use_case.execute(SignUpCommand(**body.model_dump()))
     response.headers["Location"] = f"/api/v1/users/{user.user_id}"
     return SignUpResponse(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.core.events import EventDispatcher
 from src.core.tables import contents, users, users_read
-from src.slices.content.events import ContentCreated, ContentDeleted
+from src.slices.content.events import (
+    ContentCreated,
+    ContentDeleted,
+    ContentUpdated,
+    published_change,
+)
 from src.slices.signup.events import UserSignedUp
 from src.slices.users.events import RoleChanged
 
@@ -30,20 +37,30 @@ async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) ->
     )
 
 
+# `content_count` counts published items: each content event moves it by what the change did
+# to the item's visibility (create or publish +1, unpublish or delete of a published item -1).
+
+
+async def _count_published(connection: AsyncConnection, author_id: Any, change: int) -> None:
+    if change:
+        await connection.execute(
+            update(users_read)
+            .where(users_read.c.id == author_id)
+            .values(content_count=users_read.c.content_count + change)
+        )
+
+
 async def on_content_created(connection: AsyncConnection, event: ContentCreated) -> None:
-    await connection.execute(
-        update(users_read)
-        .where(users_read.c.id == event.item.author_id)
-        .values(content_count=users_read.c.content_count + 1)
-    )
+    await _count_published(connection, event.item.author_id, published_change(None, event.item))
+
+
+async def on_content_updated(connection: AsyncConnection, event: ContentUpdated) -> None:
+    change = published_change(event.previous, event.item)
+    await _count_published(connection, event.item.author_id, change)
 
 
 async def on_content_deleted(connection: AsyncConnection, event: ContentDeleted) -> None:
-    await connection.execute(
-        update(users_read)
-        .where(users_read.c.id == event.author_id)
-        .values(content_count=users_read.c.content_count - 1)
-    )
+    await _count_published(connection, event.item.author_id, published_change(event.item, None))
 
 
 async def on_role_changed(connection: AsyncConnection, event: RoleChanged) -> None:
@@ -57,6 +74,7 @@ async def on_role_changed(connection: AsyncConnection, event: RoleChanged) -> No
 def register(dispatcher: EventDispatcher) -> None:
     dispatcher.subscribe(UserSignedUp, on_user_signed_up)
     dispatcher.subscribe(ContentCreated, on_content_created)
+    dispatcher.subscribe(ContentUpdated, on_content_updated)
     dispatcher.subscribe(ContentDeleted, on_content_deleted)
     dispatcher.subscribe(RoleChanged, on_role_changed)
 
@@ -66,7 +84,7 @@ async def rebuild(connection: AsyncConnection) -> None:
     content_count = (
         select(func.count())
         .select_from(contents)
-        .where(contents.c.author_id == users.c.id)
+        .where(contents.c.author_id == users.c.id, contents.c.status == "published")
         .scalar_subquery()
     )
     await connection.execute(

@@ -39,9 +39,18 @@ NEWEST_CONTENTS = 20
 
 
 # Built once: a statement's construction costs more than its (cached) compilation.
+# Published items only: a draft is its author's alone (and theirs at /users/me/content).
 _NEWEST = (
-    select(contents_read.c.id, contents_read.c.title, contents_read.c.created_at)
-    .where(contents_read.c.author_id == bindparam("user_id"))
+    select(
+        contents_read.c.id,
+        contents_read.c.slug,
+        contents_read.c.title,
+        contents_read.c.created_at,
+    )
+    .where(
+        contents_read.c.author_id == bindparam("user_id"),
+        contents_read.c.status == "published",
+    )
     .order_by(contents_read.c.created_at.desc(), contents_read.c.id.desc())
     .limit(NEWEST_CONTENTS)
     .subquery("newest")
@@ -52,6 +61,7 @@ _GET_PROFILE = (
     select(
         *_PUBLIC_COLUMNS,
         _NEWEST.c.id.label("content_id"),
+        _NEWEST.c.slug.label("content_slug"),
         _NEWEST.c.title.label("content_title"),
         _NEWEST.c.created_at.label("content_created_at"),
     )
@@ -78,6 +88,7 @@ class GetUser:
             contents = [
                 {
                     "id": row.content_id,
+                    "slug": row.content_slug,
                     "title": row.content_title,
                     "created_at": row.content_created_at,
                 }

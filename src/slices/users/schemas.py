@@ -24,6 +24,7 @@ class ContentSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+    slug: str
     title: str
     created_at: dt.datetime
 

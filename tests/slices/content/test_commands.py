@@ -22,7 +22,23 @@ async def test_create_answers_201_with_the_caller_as_author(client: httpx.AsyncC
     )
     assert response.status_code == 201, response.text
     content = response.json()
-    assert set(content) == {"id", "title", "content", "image", "author", "created_at", "updated_at"}
+    assert list(content) == [
+        "id",
+        "slug",
+        "title",
+        "content",
+        "image",
+        "tags",
+        "status",
+        "published_at",
+        "author",
+        "created_at",
+        "updated_at",
+    ]
+    assert content["slug"] == "hello"
+    assert content["tags"] == []
+    assert content["status"] == "published"
+    assert content["published_at"] == content["created_at"]
     assert content["author"] == {
         "id": author["id"],
         "name": author["name"],
@@ -169,7 +185,7 @@ async def test_user_profile_lists_newest_20_summaries(client: httpx.AsyncClient)
     created = [(await publish(client, author))["id"] for _ in range(22)]
     profile = (await client.get(f"/api/v1/users/{author['id']}")).json()
     assert [c["id"] for c in profile["contents"]] == list(reversed(created))[:20]
-    assert set(profile["contents"][0]) == {"id", "title", "created_at"}
+    assert set(profile["contents"][0]) == {"id", "slug", "title", "created_at"}
 
 
 async def test_admin_may_edit_and_delete_anyones_content(

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from src.core.db.engines import ensure_sqlite_directory
-from src.core.tables import metadata
+from src.core.tables import exists_on, metadata
 
 config = context.config
 
@@ -24,11 +24,16 @@ def _database_url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    dialect = connection.dialect.name
     context.configure(
         connection=connection,
         target_metadata=metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=dialect == "sqlite",
         compare_type=True,
+        # Autogenerate leaves alone what exists on one backend only (FTS5, GIN).
+        include_object=lambda item, name, type_, _reflected, _other: exists_on(
+            item, name, type_, dialect
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()
