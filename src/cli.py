@@ -10,11 +10,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import uvicorn
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from pydantic import ValidationError
 
+from src import server
 from src.settings import Settings
 
 # The migrations ship inside the package (src/migrations), so an installed wheel migrates from
@@ -62,21 +62,8 @@ def serve(settings: Settings) -> None:
         # (a Kubernetes Job / compose service), never by every replica racing at start-up.
         migrate(settings.database_url)
     # SIGTERM drains before uvicorn's graceful shutdown: see src/probes/lifecycle.py.
-    uvicorn.run(
-        "src.main:create_served_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.web_concurrency,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=30,
-        log_config=None,
-    )
+    # The server's limits (head size, timeouts, connections): see src/server.py.
+    server.serve(settings)
 
 
 async def _rebuild(settings: Settings, check: bool) -> int:

@@ -4,7 +4,7 @@ FastAPI's own pages load their scripts and styles from a CDN, so they are blank 
 without internet access. Here the assets come from the `fastapi-offline` package (pinned in the
 lock files), which ships the dist builds of Swagger UI and ReDoc; they are served under
 `/docs/assets/`, so the pages need no origin but their own (see the docs CSP in
-src/middleware/security_headers.py).
+src/middleware/edge.py).
 """
 
 from __future__ import annotations

@@ -24,10 +24,9 @@ from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
 from src.docs_ui import install_docs
 from src.middleware.boundary import CommandBoundary
+from src.middleware.edge import Edge
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
-from src.middleware.request_context import RequestContextMiddleware
-from src.middleware.security_headers import BodyLimitMiddleware, SecurityHeadersMiddleware
 from src.observability.logging import configure_logging
 from src.observability.metrics import Metrics
 from src.observability.tracing import configure_tracing
@@ -73,7 +72,9 @@ def build_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> Ca
     if redis is not None:
         backend = RedisBackend(redis, settings.redis_key_prefix)
     else:
-        backend = MemoryBackend(settings.content_cache_max_entries)
+        backend = MemoryBackend(
+            settings.content_cache_max_entries, settings.content_cache_max_bytes
+        )
     return Cache(
         backend,
         name="redis" if redis is not None else "memory",
@@ -158,6 +159,9 @@ def create_app(
         # Traces come from src/observability/tracing.py and HTTP metrics from
         # prometheus-client; FastAPI's own telemetry would add a second set of both.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # No trailing-slash redirects: Starlette builds their Location from the client's Host
+        # header. `/api/v1/content/` is a 404 like any other path the API does not serve.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.lifecycle = lifecycle
@@ -200,9 +204,7 @@ def create_app(
                 "Cache-Status",
             ],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
     tracing.instrument_app(app)  # the server span wraps the whole stack
     return app
 

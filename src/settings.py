@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     content_cache_ttl_seconds: int = Field(default=600, ge=1)
     content_cache_max_entries: int = Field(default=10_000, ge=1)
+    # The in-process cache (embedded default, no REDIS_URL) is bounded by bytes too: keys,
+    # values and a per-entry estimate. Redis is bounded by its own `maxmemory`.
+    content_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     cache_reinvalidate_seconds: float = Field(default=5.0, ge=0)
 
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
@@ -72,6 +75,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     web_concurrency: int = Field(default=1, ge=1)
     shutdown_drain_seconds: float = Field(default=5.0, ge=0)
+    # What a connection may cost the server before the application sees it (src/server.py).
+    http_max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_keepalive_timeout_seconds: float = Field(default=5.0, gt=0)
+    http_max_connections: int = Field(default=1000, ge=1)
 
     prometheus_multiproc_dir: str | None = None
 

@@ -9,6 +9,11 @@ another shape than the list expects, is a 422 `validation_error` on the `cursor`
 A position is a sequence of values of the types in `PositionShape`: timestamps (UTC-aware,
 ISO 8601 in the payload), UUIDs (hex) and numbers (JSON numbers; a float survives the round
 trip exactly, so a rank compares equal to the one it was read from).
+
+Decoding is strict: only the exact text `encode()` produces is accepted (unpadded base64url, no
+stray characters, no other spelling of the same bytes). A lenient decoder would let one page be
+asked for under endless spellings; anything keyed by them (a cache) would store a copy for each.
+Caches key a page by its decoded position anyway (`position_key`), never by the client's text.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import datetime as dt
 import hashlib
 import hmac
 import math
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -31,6 +37,8 @@ from src.core.errors.types import ValidationFailed
 T = TypeVar("T")
 
 _SIGNATURE_BYTES = 12
+_MAX_PART_LENGTH = 512
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 PositionValue = dt.datetime | uuid.UUID | float | int
 PositionShape = tuple[type, ...]
@@ -104,9 +112,30 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if len(text) > 512:
+    """The bytes of `text` if it is exactly how `_b64` writes them, else ValueError."""
+    if len(text) > _MAX_PART_LENGTH:
         raise ValueError("cursor too long")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _BASE64URL.fullmatch(text) is None:
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:  # e.g. non-zero padding bits: another spelling of the same bytes
+        raise ValueError("not the canonical spelling")
+    return data
+
+
+def position_key(position: tuple[object, ...] | None) -> str:
+    """A page position (a decoded cursor) as cache-key text: one text per position."""
+    if position is None:
+        return ""
+    return ":".join(_key_part(part) for part in position)
+
+
+def _key_part(part: object) -> str:
+    if isinstance(part, dt.datetime):
+        return part.astimezone(dt.UTC).isoformat()
+    if isinstance(part, uuid.UUID):
+        return part.hex
+    return str(part)
 
 
 class Keyset:

@@ -1,9 +1,13 @@
 """Rate limiting (pure ASGI) with the `limits` library.
 
-* Every `/api/` route is limited per client by `RATE_LIMIT_DEFAULT`; signup, login, token and
-  refresh by `RATE_LIMIT_AUTH` instead. Probes, `/metrics` and the docs are never limited.
+* Every request is limited per client by `RATE_LIMIT_DEFAULT` — the API's routes and any other
+  path alike (a 404 or 405 costs as much as an answer) — and signup, login, token and refresh
+  by `RATE_LIMIT_AUTH` instead. Never limited: GET/HEAD of the probes, `/metrics` and the docs.
 * The client is the authenticated user (a valid bearer token), else the socket's IP address;
-  `X-Forwarded-For` is believed only when the socket peer is one of `TRUSTED_PROXIES`.
+  `X-Forwarded-For` is believed only when the socket peer is one of `TRUSTED_PROXIES`. On the
+  auth routes the client is always the address: a token is something the caller chooses to
+  send, and keying by it would give whoever holds a few accounts a fresh budget of password
+  guesses with each one.
 * Sliding-window counters, stored in Redis when `REDIS_URL` is set (shared by replicas), in
   process memory otherwise.
 * Every limited response carries `RateLimit-Policy` and `RateLimit` (IETF
@@ -39,6 +43,12 @@ from src.settings import Settings
 AUTH_PATHS = frozenset(
     {"/api/v1/signup", "/api/v1/auth/login", "/api/v1/auth/token", "/api/v1/auth/refresh"}
 )
+# Polled by orchestrators and scrapers, and read by people: GET and HEAD only (a POST to
+# /health is junk like any other). The docs' own assets live under /docs/.
+_UNLIMITED_PATHS = frozenset(
+    {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"}
+)
+_UNLIMITED_PREFIXES = ("/docs/", "/redoc/")
 _RETRY_STORAGE_AFTER = 1.0
 _LOG_EVERY = 60.0
 
@@ -71,6 +81,13 @@ def build_limiter(settings: Settings) -> RateLimiter:
     return SlidingWindowCounterRateLimiter(build_storage(settings))
 
 
+def never_limited(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return scope["method"] in ("GET", "HEAD") and (
+        path in _UNLIMITED_PATHS or path.startswith(_UNLIMITED_PREFIXES)
+    )
+
+
 def parse_networks(
     entries: Iterable[str],
 ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -90,12 +107,17 @@ class RateLimitMiddleware:
         self._last_logged = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.enabled or scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if not self.enabled or scope["type"] != "http" or never_limited(scope):
             await self.app(scope, receive, send)
             return
         runtime = runtime_of(scope)
-        policy = self.auth if scope["path"] in AUTH_PATHS else self.default
-        client = self._client(scope, runtime.resources.tokens)
+        auth = scope["path"] in AUTH_PATHS
+        policy = self.auth if auth else self.default
+        client = (
+            f"ip:{self._client_ip(scope)}"
+            if auth
+            else self._client(scope, runtime.resources.tokens)
+        )
         remaining, reset = await self._hit(runtime.rate_limiter, policy, client, runtime.metrics)
         if remaining is None:  # storage down: fail open, without headers we cannot vouch for
             await self.app(scope, receive, send)

@@ -5,6 +5,10 @@
 * `reaches_api_operation(scope)`: whether a request reaches an API operation (its path and
   method match one under `/api/`); a 404 or 405 has nothing to commit, and nothing an
   Idempotency-Key may store.
+* `allowed_methods(scope)`: every method the request's path answers (a 405's `Allow`), HEAD
+  included wherever GET is.
+
+The table is built from the application's routes on first use, and again if routes are added.
 """
 
 from __future__ import annotations
@@ -28,14 +32,16 @@ class _Route:
 
 def _table(scope: Scope) -> tuple[_Route, ...]:
     app = scope["app"]
-    table: tuple[_Route, ...] | None = getattr(app.state, _TABLE, None)
-    if table is None:
-        table = tuple(
-            _Route(compile_path(path)[0], path, frozenset(context.methods or ()))
-            for context in iter_route_contexts(app.routes)
-            if isinstance(path := getattr(context, "path", None), str)
-        )
-        setattr(app.state, _TABLE, table)
+    routes = app.routes
+    built: tuple[int, tuple[_Route, ...]] | None = getattr(app.state, _TABLE, None)
+    if built is not None and built[0] == len(routes):
+        return built[1]
+    table = tuple(
+        _Route(compile_path(path)[0], path, frozenset(context.methods or ()))
+        for context in iter_route_contexts(routes)
+        if isinstance(path := getattr(context, "path", None), str)
+    )
+    setattr(app.state, _TABLE, (len(routes), table))
     return table
 
 
@@ -59,3 +65,18 @@ def reaches_api_operation(scope: Scope) -> bool:
     return any(
         method in route.methods and route.pattern.match(path) is not None for route in _table(scope)
     )
+
+
+def allowed_methods(scope: Scope) -> frozenset[str]:
+    if scope.get("app") is None:
+        return frozenset()
+    path = scope["path"]
+    methods = {
+        method
+        for route in _table(scope)
+        if route.pattern.match(path) is not None
+        for method in route.methods
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return frozenset(methods)

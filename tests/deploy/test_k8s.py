@@ -179,7 +179,7 @@ def test_probes_follow_kubernetes_guidance() -> None:
 
 def _uvicorn_graceful_timeout() -> float:
     """timeout_graceful_shutdown as `inkwell serve` passes it to uvicorn."""
-    tree = ast.parse((ROOT / "src" / "cli.py").read_text())
+    tree = ast.parse((ROOT / "src" / "server.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg == "timeout_graceful_shutdown":
             value = ast.literal_eval(node.value)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.helpers import assert_problem, authed_user, signup_body
 
@@ -110,3 +112,76 @@ async def test_a_429_does_not_consume_an_idempotency_key(make_client: Any) -> No
 async def test_disabled_limiter_sends_no_headers(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/users")
     assert "ratelimit" not in response.headers
+
+
+# --- attacks on the limiter ----------------------------------------------------------------------
+
+
+def from_address(address: str, token: str | None = None) -> dict[str, str]:
+    """Headers of a request from `address` (the app trusts the test client as its proxy)."""
+    headers = {"X-Forwarded-For": address}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+AUTH_ATTEMPTS = {
+    "/api/v1/auth/login": {"json": {"email": "victim@example.com", "password": "guess-0001"}},
+    "/api/v1/auth/token": {"data": {"username": "victim@example.com", "password": "guess-0001"}},
+    "/api/v1/auth/refresh": {"json": {"refresh_token": "not-a-token"}},
+    "/api/v1/signup": {"json": {"name": "Eve", "email": "not-an-address", "password": "x" * 8}},
+}
+
+
+@pytest.mark.parametrize("path", sorted(AUTH_ATTEMPTS))
+async def test_an_auth_route_budget_is_per_address_whatever_token_is_sent(
+    make_client: Any, path: str
+) -> None:
+    """An attacker holding several accounts sends each one's token in turn: the budget is the
+    address's, not the token's."""
+    async with make_client(
+        rate_limit_enabled=True, rate_limit_auth="3/minute", trusted_proxies=["127.0.0.0/8"]
+    ) as client:
+        tokens = client.app.state.resources.tokens  # type: ignore[attr-defined]
+        accounts = [tokens.issue_pair(uuid.uuid4()).access_token for _ in range(4)]
+        attacker = "203.0.113.9"
+        statuses = [
+            (
+                await client.post(
+                    path, headers=from_address(attacker, token), **AUTH_ATTEMPTS[path]
+                )
+            ).status_code
+            for token in accounts
+        ]
+        anonymous = await client.post(path, headers=from_address(attacker), **AUTH_ATTEMPTS[path])
+        elsewhere = await client.post(
+            path, headers=from_address("198.51.100.20"), **AUTH_ATTEMPTS[path]
+        )
+    assert 429 not in statuses[:3]
+    assert statuses[3] == 429
+    assert_problem(anonymous, 429, "rate_limited")
+    assert elsewhere.status_code != 429  # another address has its own budget
+
+
+async def test_paths_outside_the_api_are_limited(make_client: Any) -> None:
+    async with make_client(rate_limit_enabled=True, rate_limit_default="4/minute") as client:
+        junk = [
+            await client.post("/x"),
+            await client.post("/health"),
+            await client.put("/"),
+            await client.delete("/metrics"),
+        ]
+        refused = await client.post("/wp-login.php")
+        probe = await client.get("/health")
+    assert [r.status_code for r in junk] == [404, 405, 404, 405]
+    assert_problem(refused, 429, "rate_limited")
+    assert probe.status_code == 200
+
+
+async def test_head_on_probes_is_never_limited(make_client: Any) -> None:
+    async with make_client(rate_limit_enabled=True, rate_limit_default="1/minute") as client:
+        for path in ("/health", "/ready", "/metrics", "/docs"):
+            for _ in range(3):
+                response = await client.head(path)
+                assert response.status_code == 200, path
+                assert "ratelimit" not in response.headers

@@ -6,6 +6,12 @@ Cache-aside with two guards against serving a value older than the last committe
   token stored beside it), then reads the database, then *fills* the key only if its token is
   still there. A writer's after-commit `invalidate()` deletes the value and the token, so a
   reader that read the row before the write can no longer store it.
+* **Single flight, ended by invalidations.** Concurrent misses on one key in this process share
+  one load. An invalidation of the key ends that load's right to answer readers that come
+  later: it is detached at once (a reader arriving after the invalidation starts a new load),
+  and readers that had joined it load again when its fill was refused or the key was
+  invalidated while it ran (a write from another process is only seen as the refused fill).
+  The load's own caller still gets its value: its request began before the write.
 * **Generations** (lists). List keys embed a generation number; writers `bump()` it after
   commit. A reader that loaded an old page stores it under the old generation, which nobody
   reads any more. No key scanning, ever.
@@ -47,6 +53,20 @@ class _PendingInvalidation:
     generations: set[str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    value: bytes | None
+    current: bool  # no invalidation of the key was seen while it loaded
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One in-flight load of a key, and whether an invalidation has overtaken it."""
+
+    answer: asyncio.Future[_Loaded]
+    overtaken: bool = False
+
+
 class Cache:
     """Cache-aside over a backend, with fill tokens, generations, single flight and fail-open."""
 
@@ -69,7 +89,7 @@ class Cache:
         self._fill_window = fill_window
         self._down_until = 0.0
         self._pending = _PendingInvalidation(set(), set())
-        self._flights: dict[str, asyncio.Future[bytes | None]] = {}
+        self._flights: dict[str, _Flight] = {}
         self._retrier: asyncio.Task[None] | None = None
         self._reinvalidate_after = reinvalidate_after
         self._echoes: set[asyncio.Task[None]] = set()
@@ -89,29 +109,41 @@ class Cache:
             return await load(), "bypass"
         if found is not None:
             return found, "hit"
+        return await self._single_flight(key, ttl, load, rejoin=True), "miss"
+
+    async def _single_flight(
+        self, key: str, ttl: int, load: Callable[[], Awaitable[bytes | None]], *, rejoin: bool
+    ) -> bytes | None:
         flight = self._flights.get(key)
         if flight is not None:
             try:
-                return await asyncio.shield(flight), "miss"
+                loaded = await asyncio.shield(flight.answer)
             except asyncio.CancelledError:
-                if not flight.cancelled():
+                if not flight.answer.cancelled():
                     raise  # this request itself was cancelled
-                return await load(), "miss"  # the flight's owner was: load for ourselves
-        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        self._flights[key] = future
+                return await load()  # the flight's owner was: load for ourselves
+            if loaded.current or not rejoin:
+                return loaded.value
+            # A write landed while that load ran, perhaps before this request began: its
+            # value may be the one from before the write. Once more, with a load of our own
+            # (or one that started after it). A second overtaken load is not waited out again:
+            # it began after this request, so any write it missed is concurrent with it.
+            return await self._single_flight(key, ttl, load, rejoin=False)
+        flight = _Flight(asyncio.get_running_loop().create_future())
+        self._flights[key] = flight
         try:
-            value = await self._load_and_fill(key, ttl, load)
-            future.set_result(value)
-            return value, "miss"
+            value, current = await self._load_and_fill(key, ttl, load)
+            flight.answer.set_result(_Loaded(value, current and not flight.overtaken))
+            return value
         except asyncio.CancelledError:
-            future.cancel()
+            flight.answer.cancel()
             raise
         except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: a flight nobody joined must not warn
+            flight.answer.set_exception(error)
+            flight.answer.exception()  # retrieved: a flight nobody joined must not warn
             raise
         finally:
-            if self._flights.get(key) is future:  # not detached by an invalidation
+            if self._flights.get(key) is flight:  # not detached by an invalidation
                 del self._flights[key]
 
     async def _look_up(self, cache: str, read: Callable[..., Awaitable[R]], *args: str) -> Any:
@@ -132,20 +164,26 @@ class Cache:
 
     async def _load_and_fill(
         self, key: str, ttl: int, load: Callable[[], Awaitable[bytes | None]]
-    ) -> bytes | None:
+    ) -> tuple[bytes | None, bool]:
+        """`load()`'s value, and whether the key's fill token survived the load (no write
+        invalidated the key meanwhile, from this process or another)."""
         token = secrets.token_hex(8)
         try:
             await self.backend.reserve(key, token, self._fill_window)
         except (RedisError, OSError) as error:
             self._failed("reserve", error)
-            return await load()
+            return await load(), True
         value = await load()
-        if value is not None:
-            try:
-                await self.backend.fill(key, token, value, ttl)
-            except (RedisError, OSError) as error:
-                self._failed("fill", error)
-        return value
+        operation = "fill" if value is not None else "release"
+        try:
+            if value is not None:
+                current = await self.backend.fill(key, token, value, ttl)
+            else:  # nothing to store: give the token back rather than let it linger
+                current = await self.backend.release(key, token)
+        except (RedisError, OSError) as error:
+            self._failed(operation, error)
+            return value, True
+        return value, current
 
     async def get_versioned(
         self,
@@ -180,10 +218,8 @@ class Cache:
 
         A load already in flight for one of `keys` may have read the row before the write:
         it is detached first, so a read that starts from now on loads afresh instead of
-        joining it (the requests that joined it before still share its answer).
+        joining it (see `_single_flight` for the requests that had joined it).
         """
-        for key in keys:
-            self._flights.pop(key, None)
         await self._invalidate(keys, generations)
         if self._reinvalidate_after > 0:
             echo = asyncio.get_running_loop().create_task(self._echo(keys, generations))
@@ -195,6 +231,10 @@ class Cache:
         await self._invalidate(keys, generations)
 
     async def _invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
+        for key in keys:
+            flight = self._flights.pop(key, None)
+            if flight is not None:  # readers that come later must not get what it loads
+                flight.overtaken = True
         self._pending.keys.update(keys)
         self._pending.generations.update(generations)
         if time.monotonic() >= self._down_until:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -113,11 +114,20 @@ async def send_error(send: Send, scope: Scope, error: AppError) -> None:
     await send_problem(send, scope, error.status, error.code, error.detail, headers)
 
 
+_LOGGED = "_inkwell_logged"
+
+
 def unexpected(error: BaseException) -> AppError:
-    """Log an exception nobody expected and choose its answer (503 or 500)."""
+    """Log an exception nobody expected — once per request, however many layers it passes —
+    and choose its answer (503 or 500)."""
     answer = classify_unexpected(error)
+    request_id = request_id_var.get()
+    if request_id and getattr(error, _LOGGED, None) == request_id:
+        return answer
     if isinstance(answer, ServiceUnavailable):
         logger.opt(exception=error).warning("dependency unavailable: {}", type(error).__name__)
     else:
         logger.opt(exception=error).error("unhandled error")
+    with contextlib.suppress(AttributeError, TypeError):  # an exception type without a __dict__
+        setattr(error, _LOGGED, request_id)
     return answer

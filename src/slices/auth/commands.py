@@ -16,7 +16,7 @@ from src.core.db.uow import UnitOfWork
 from src.core.errors.types import InvalidCredentials, InvalidToken
 from src.core.security import PasswordHasher, TokenPair, TokenService
 from src.core.tables import users
-from src.core.validation import is_storable
+from src.core.validation import login_email
 
 tracer = trace.get_tracer(__name__)
 
@@ -40,11 +40,11 @@ class LogIn:
 
     async def execute(self, command: LogInCommand) -> TokenPair:
         with tracer.start_as_current_span("auth.login") as span:
-            address = command.email.strip().lower()
+            # Spelled as signup stored it. No account can have a string that is not an
+            # address (or one the database cannot even store): that is an unknown e-mail.
+            address = login_email(command.email)
             row = None
-            # No account can have an address the database cannot even store (a NUL, a lone
-            # surrogate): that is an unknown e-mail, not a query for PostgreSQL to choke on.
-            if is_storable(address):
+            if address is not None:
                 async with self.uow.reader() as connection:
                     row = (
                         await connection.execute(

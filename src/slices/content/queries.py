@@ -238,7 +238,7 @@ class ListContent:
             shape = _BY_RELEVANCE if searching else NEWEST_FIRST
             after = self.cursors.decode(cursor, shape) if cursor else None  # 422 before I/O
             load = self._loader(limit, after, filters)
-            key = list_key(filters.author_id, limit, cursor, filters.tag, filters.search)
+            key = list_key(filters.author_id, limit, after, filters.tag, filters.search)
             body, status = await self.cache.get_versioned(
                 LIST_CACHE, LIST_GENERATION, key, self.ttl, load
             )
@@ -316,7 +316,7 @@ class ListOwnContent:
                 rows = await self.read.all(_NEWEST_FIRST.page(query, after, limit))
                 return _page(rows, limit, self.cursors)
 
-            key = own_list_key(owner.user_id, status, limit, cursor)
+            key = own_list_key(owner.user_id, status, limit, after)
             body, cache_status = await self.cache.get_versioned(
                 LIST_CACHE, LIST_GENERATION, key, self.ttl, load
             )

@@ -3,7 +3,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -14,25 +13,17 @@ from pydantic import (
     model_validator,
 )
 
-from src.core.validation import MultiLine, SingleLine
+from src.core.validation import MinVisible, MultiLine, SingleLine, WebUrl
 from src.slices.content.events import ContentState
 from src.slices.content.rules import MAX_TAGS, SLUG_MAX_LENGTH, SLUG_PATTERN, normalize_tag
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http or https URL")
-    if any(char.isspace() for char in value):
-        raise ValueError("must not contain whitespace")
-    return value
-
 
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200), SingleLine
 ]
-Body = Annotated[str, StringConstraints(min_length=10, max_length=50_000), MultiLine]
-ImageUrl = Annotated[str, StringConstraints(max_length=2048), SingleLine, AfterValidator(_http_url)]
+Body = Annotated[
+    str, StringConstraints(min_length=10, max_length=50_000), MultiLine, MinVisible(10)
+]
+ImageUrl = WebUrl
 # A tag as sent; trimmed, lower-cased and its inner whitespace (tabs and newlines too) made
 # '-' before it is checked: what is left may only be letters, digits and '-', so no control
 # character can reach the database.

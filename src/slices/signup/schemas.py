@@ -4,13 +4,16 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from src.core.security import BCRYPT_MAX_BYTES
-from src.core.validation import OptionalLine100, PersonName, SingleLine
+from src.core.validation import EmailAddress, EmptyIsNull, OptionalLine100, PersonName, SingleLine
 
 PhoneNumber = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^\+[0-9]{8,15}$"), SingleLine
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^(\+[0-9]{8,15})?$"),
+    SingleLine,
+    EmptyIsNull,
 ]
 
 
@@ -33,7 +36,7 @@ class SignUpRequest(BaseModel):
     )
 
     name: PersonName
-    email: EmailStr = Field(max_length=320)
+    email: EmailAddress
     password: str = Field(min_length=8, description="8 characters to 72 UTF-8 bytes")
     display_name: OptionalLine100 | None = Field(
         default=None, description="Shown instead of the name; empty or absent means the name"
@@ -41,11 +44,6 @@ class SignUpRequest(BaseModel):
     phone_number: PhoneNumber | None = Field(default=None, description="E.164, e.g. +2348012345678")
     country: OptionalLine100 | None = None
     state: OptionalLine100 | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _lower_email(cls, value: str) -> str:
-        return value.lower()
 
     @field_validator("password")
     @classmethod
