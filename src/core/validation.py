@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
+from src.core.security import BCRYPT_MAX_BYTES
+
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
@@ -40,6 +42,18 @@ def _multi_line(value: str) -> str:
     return _check_text(value, multiline=True)
 
 
+def _bcrypt_password(value: str) -> str:
+    try:
+        encoded = value.encode()
+    except UnicodeEncodeError as error:
+        raise ValueError("must be valid Unicode text") from error
+    if len(encoded) > BCRYPT_MAX_BYTES:
+        raise ValueError("must be at most 72 bytes when encoded as UTF-8")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 def _has_letter(value: str) -> str:
     if not any(char.isalpha() for char in value):
         raise ValueError("must contain at least one letter")
@@ -64,3 +78,10 @@ PersonName = Annotated[
 OptionalLine100 = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=100), SingleLine
 ]
+PhoneNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^\+[0-9]{8,15}$"), SingleLine
+]
+"""E.164: `+` then 8-15 digits."""
+
+NewPassword = Annotated[str, StringConstraints(min_length=8), AfterValidator(_bcrypt_password)]
+"""A password being chosen: 8 characters to 72 UTF-8 bytes (what bcrypt reads), no NUL."""

@@ -2,7 +2,8 @@
 
 They write `contents` and emit events that the projectors apply to `contents_read` and
 `users_read.content_count` in the same transaction; the content caches are invalidated after
-the commit. Authorization: only the author or an admin may change or delete; a missing item is
+the commit. Authorization comes from the caller's live session (`Principal.role`): viewers may
+not create content; only the author or an admin may change or delete it; a missing item is
 404 *before* ownership is checked, so ids cannot be probed.
 """
 
@@ -63,9 +64,7 @@ class DeleteContentCommand:
 async def _author(uow: UnitOfWork, user_id: uuid.UUID) -> Row[Any]:
     row = (
         await uow.execute(
-            select(users.c.id, users.c.name, users.c.display_name, users.c.role).where(
-                users.c.id == user_id
-            )
+            select(users.c.id, users.c.name, users.c.display_name).where(users.c.id == user_id)
         )
     ).first()
     if row is None:  # a valid token whose account no longer exists
@@ -81,10 +80,8 @@ async def _owned_content(uow: UnitOfWork, actor: Principal, content_id: uuid.UUI
     row = (await uow.execute(query)).first()
     if row is None:
         raise ContentNotFound()
-    if row.author_id != actor.user_id:
-        caller = await _author(uow, actor.user_id)
-        if caller.role != "admin":
-            raise Forbidden("Only the author or an admin may change this content.")
+    if row.author_id != actor.user_id and not actor.is_admin:
+        raise Forbidden("Only the author or an admin may change this content.")
     return row
 
 
@@ -98,6 +95,8 @@ class CreateContent:
             content_id = uuid.uuid4()
             span.set_attribute("content.id", str(content_id))
             span.set_attribute("user.id", str(command.actor.user_id))
+            if not command.actor.may_publish:
+                raise Forbidden("Viewers may not publish content.")
             now = utcnow()
             author = await _author(self.uow, command.actor.user_id)
             await self.uow.execute(

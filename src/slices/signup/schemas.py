@@ -2,16 +2,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from src.core.security import BCRYPT_MAX_BYTES
-from src.core.validation import OptionalLine100, PersonName, SingleLine
-
-PhoneNumber = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^\+[0-9]{8,15}$"), SingleLine
-]
+from src.core.identity import Role
+from src.core.validation import NewPassword, OptionalLine100, PersonName, PhoneNumber
 
 
 class SignUpRequest(BaseModel):
@@ -34,7 +29,7 @@ class SignUpRequest(BaseModel):
 
     name: PersonName
     email: EmailStr = Field(max_length=320)
-    password: str = Field(min_length=8, description="8 characters to 72 UTF-8 bytes")
+    password: NewPassword = Field(description="8 characters to 72 UTF-8 bytes")
     display_name: OptionalLine100 | None = Field(
         default=None, description="Shown instead of the name; empty or absent means the name"
     )
@@ -47,19 +42,6 @@ class SignUpRequest(BaseModel):
     def _lower_email(cls, value: str) -> str:
         return value.lower()
 
-    @field_validator("password")
-    @classmethod
-    def _bcrypt_limits(cls, value: str) -> str:
-        try:
-            encoded = value.encode()
-        except UnicodeEncodeError as error:
-            raise ValueError("must be valid Unicode text") from error
-        if len(encoded) > BCRYPT_MAX_BYTES:
-            raise ValueError("must be at most 72 bytes when encoded as UTF-8")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
 
 class SignUpResponse(BaseModel):
     id: uuid.UUID
@@ -69,5 +51,6 @@ class SignUpResponse(BaseModel):
     phone_number: str | None
     country: str | None
     state: str | None
-    role: str
+    role: Role
+    is_active: bool
     created_at: dt.datetime
