@@ -56,6 +56,23 @@ async def test_a_viewer_cannot_publish(client: httpx.AsyncClient) -> None:
     assert me["content_count"] == 0
 
 
+async def test_an_author_demoted_to_viewer_cannot_change_their_content_but_may_delete_it(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = await admin_user(client)
+    author = await authed_user(client)
+    item = await publish(client, author)
+    url = f"/api/v1/content/{item['id']}"
+    demoted = await client.patch(
+        f"/api/v1/admin/users/{author['id']}", json={"role": "viewer"}, headers=admin["headers"]
+    )
+    assert demoted.status_code == 200
+    edit = await client.patch(url, json={"title": "Spam, now"}, headers=author["headers"])
+    assert_problem(edit, 403, "forbidden")
+    assert (await client.get(url)).json()["title"] == item["title"]
+    assert (await client.delete(url, headers=author["headers"])).status_code == 204
+
+
 async def test_a_non_admin_cannot_call_the_admin_endpoint(client: httpx.AsyncClient) -> None:
     creator = await authed_user(client)
     victim = await authed_user(client)

@@ -3,8 +3,9 @@
 They write `contents` and emit events that the projectors apply to `contents_read` and
 `users_read.content_count` in the same transaction; the content caches are invalidated after
 the commit. Authorization comes from the caller's live session (`Principal.role`): viewers may
-not create content; only the author or an admin may change or delete it; a missing item is
-404 *before* ownership is checked, so ids cannot be probed.
+not create or change content (an author demoted to viewer may still delete their own); only
+the author or an admin may change or delete it; a missing item is 404 *before* ownership is
+checked, so ids cannot be probed.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class UpdateContent:
             span.set_attribute("content.id", str(content_id))
             span.set_attribute("user.id", str(command.actor.user_id))
             row = await _owned_content(self.uow, command.actor, content_id)
+            if not command.actor.may_publish:  # editing is publishing new words
+                raise Forbidden("Viewers may not change content; they may delete their own.")
             changes: dict[str, Any] = {"updated_at": utcnow()}
             if command.title is not None:
                 changes["title"] = command.title
