@@ -50,3 +50,26 @@ async def test_an_invalid_token_is_still_refused_by_the_route(
     assert_problem(response, 401, "invalid_token")
     assert response.headers["www-authenticate"] == "Bearer"
     assert len(decodes) == 1
+
+
+async def test_the_session_check_is_a_client_span_of_the_request(make_client: Any) -> None:
+    """The look-up runs on the driver's own connection, which the SQLAlchemy instrumentation
+    does not see: it still shows in the request's trace."""
+    from tests.observability.otlp import CLIENT, SERVER, otlp_receiver
+    from tests.observability.test_tracing import descends_from
+
+    with otlp_receiver() as receiver:
+        async with make_client(otel_exporter_otlp_endpoint=receiver.url) as client:
+            user = await authed_user(client)
+            trace_id = "ab" * 16
+            response = await client.get(
+                "/api/v1/users/me",
+                headers={**user["headers"], "traceparent": f"00-{trace_id}-{'cd' * 8}-01"},
+            )
+            assert response.status_code == 200
+        spans = receiver.in_trace(trace_id)
+    [server] = [span for span in spans if span.kind == SERVER]
+    [check] = [span for span in spans if span.name == "SELECT sessions"]
+    assert check.kind == CLIENT
+    assert descends_from(check, server, spans)
+    assert check.attributes["db.collection.name"] == "sessions"
