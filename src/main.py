@@ -42,11 +42,12 @@ from src.slices.users import projector as users_projector
 from src.slices.users import router as users
 
 
-def build_dispatcher() -> EventDispatcher:
-    """Every projector of every slice, subscribed to the events it keeps read models with."""
+def build_dispatcher(cache: Cache | None = None) -> EventDispatcher:
+    """Every projector of every slice, subscribed to the events it keeps read models with
+    (`cache`: what the projectors invalidate after commit, where a process keeps one)."""
     dispatcher = EventDispatcher()
     users_projector.register(dispatcher)
-    content_projector.register(dispatcher)
+    content_projector.register(dispatcher, cache)
     return dispatcher
 
 
@@ -108,10 +109,11 @@ def create_app(
         redis = build_redis(settings)
         if redis is not None:
             tracing.instrument_redis(redis)
+        cache = build_cache(settings, redis, metrics)
         resources = Resources(
             settings=settings,
             database=database,
-            dispatcher=build_dispatcher(),
+            dispatcher=build_dispatcher(cache),
             hasher=hasher,
             tokens=TokenService(
                 settings.jwt_secret,
@@ -119,7 +121,7 @@ def create_app(
                 settings.refresh_token_ttl_seconds,
             ),
             cursors=CursorCodec(settings.jwt_secret),
-            cache=build_cache(settings, redis, metrics),
+            cache=cache,
             signup_outcomes=metrics.signup_requests,
             redis=redis,
         )
@@ -174,6 +176,7 @@ def create_app(
     app.include_router(signup.router)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(users.admin_router)
     app.include_router(content.router)
     app.include_router(content.own_content_router)
     app.include_router(content.tags_router)

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=1800, gt=0)
     refresh_token_ttl_seconds: int = Field(default=604800, gt=0)
     bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+    # What a new account may do: `creator` publishes, `viewer` only reads (admins are made
+    # with `inkwell promote-admin`, never by signing up).
+    signup_role: Literal["viewer", "creator"] = "creator"
     password_hash_concurrency: int | None = Field(default=None, ge=1)
 
     content_cache_ttl_seconds: int = Field(default=600, ge=1)

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+from jose import jwt
 
 _sequence = itertools.count(1)
 
@@ -51,10 +52,21 @@ async def log_in(client: httpx.AsyncClient, user: dict[str, Any]) -> dict[str, A
 
 
 async def authed_user(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
-    """A signed-up user with `headers` carrying a bearer access token."""
+    """A signed-up user with `headers` carrying a bearer access token, and `sid` the id of
+    the session that login started."""
     user = await sign_up(client, **overrides)
     tokens = await log_in(client, user)
-    return {**user, "tokens": tokens, "headers": bearer(tokens["access_token"])}
+    return {
+        **user,
+        "tokens": tokens,
+        "headers": bearer(tokens["access_token"]),
+        "sid": session_of(tokens["access_token"]),
+    }
+
+
+def session_of(token: str) -> str:
+    """The session id (`sid`) a token of ours carries."""
+    return str(jwt.get_unverified_claims(token)["sid"])
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -78,3 +90,45 @@ async def publish(
     )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+async def publish_many(client: httpx.AsyncClient, author: dict[str, Any], count: int) -> list[str]:
+    """`count` items by `author`, created by the content slice's own use case (its writes and
+    projections) in one transaction: the HTTP path, minus a request per item."""
+    from src.core.db.uow import command_transaction
+    from src.core.identity import Principal
+    from src.slices.content.commands import CreateContent, CreateContentCommand
+
+    resources = client.app.state.resources  # type: ignore[attr-defined]
+    actor = Principal(uuid.UUID(author["id"]), uuid.UUID(author["sid"]), "creator")
+    async with command_transaction(resources.unit_of_work()) as uow:
+        use_case = CreateContent(uow, resources.cache)
+        created = [
+            await use_case.execute(CreateContentCommand(actor, body["title"], body["content"]))
+            for body in (content_body() for _ in range(count))
+        ]
+    return [str(item.id) for item in created]
+
+
+async def promote_to_admin(client: httpx.AsyncClient, user: dict[str, Any]) -> None:
+    """Make `user` an admin the way `inkwell promote-admin` does, on the client's app."""
+    from src.core.db.uow import command_transaction
+    from src.slices.users.commands import PromoteAdmin, PromoteAdminCommand
+
+    resources = client.app.state.resources  # type: ignore[attr-defined]
+    async with command_transaction(resources.unit_of_work()) as uow:
+        await PromoteAdmin(uow).execute(PromoteAdminCommand(user["email"]))
+
+
+async def admin_user(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    """A signed-up, logged-in admin (promoted before logging in)."""
+    user = await sign_up(client, **overrides)
+    await promote_to_admin(client, user)
+    tokens = await log_in(client, user)
+    return {
+        **user,
+        "role": "admin",
+        "tokens": tokens,
+        "headers": bearer(tokens["access_token"]),
+        "sid": session_of(tokens["access_token"]),
+    }

@@ -29,3 +29,12 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.rate_limit_enabled is False
     assert settings.effective_read_database_url == "postgresql+asyncpg://u@db/inkwell"
+
+
+def test_signup_role_is_creator_unless_set_to_viewer(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().signup_role == "creator"
+    monkeypatch.setenv("SIGNUP_ROLE", "viewer")
+    assert Settings().signup_role == "viewer"
+    monkeypatch.setenv("SIGNUP_ROLE", "admin")  # admins are promoted, never signed up
+    with pytest.raises(ValidationError):
+        Settings()

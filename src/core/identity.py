@@ -2,7 +2,20 @@
 
 The token is an access JWT (see `security.TokenService`); the `OAuth2PasswordBearer` scheme
 makes the interactive docs' Authorize button work against `POST /api/v1/auth/token`.
-Whether the user still exists is for the use case to decide (it reads the row anyway).
+
+A genuine token is not enough: its session must still be live. Logout, a replayed refresh
+token, a password change and deactivation end sessions, and their access tokens are refused
+from the very next request. So `current_principal` looks the session up on every
+authenticated request — one statement joining `sessions` to `users` by primary key, which
+also answers what authorization needs (the role, whether the account is active), so a role
+change or a deactivation takes effect on the next request with the tokens already issued.
+
+The look-up reads the **primary**, never the replica: a replica that lags would accept a
+session that has just ended (the point of ending it is lost) and refuse one that has just
+begun (a fresh login answering 401). It runs on the driver's own connection from the write
+engine's pool as a prepared statement (asyncpg and sqlite3 both cache them per connection):
+SQLAlchemy's per-statement cost would otherwise be most of the check (measured in
+`loadtests/session_check.py`). Other drivers take the SQLAlchemy Core path.
 
 A token is verified once per request, whoever asks first (rate limit, idempotency, route):
 the outcome is kept in the ASGI scope, keyed by the exact token string.
@@ -10,23 +23,50 @@ the outcome is kept in the ASGI scope, keyed by the exact token string.
 
 from __future__ import annotations
 
+import datetime as dt
+import sqlite3
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
+import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from opentelemetry import trace
+from sqlalchemy import and_, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 from starlette.types import Scope
 
 from src.core.errors.types import InvalidToken, Unauthenticated
 from src.core.security import TokenClaims, TokenService
+from src.core.tables import sessions, users, utcnow
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+tracer = trace.get_tracer(__name__)
+
+Role = Literal["viewer", "creator", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "creator", "admin")
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """The caller of this request, as their live session and account say now."""
+
     user_id: uuid.UUID
+    session_id: uuid.UUID
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def may_publish(self) -> bool:
+        """Creators and admins publish; viewers read, follow and converse."""
+        return self.role in ("creator", "admin")
 
 
 async def current_principal(
@@ -34,10 +74,14 @@ async def current_principal(
 ) -> Principal:
     if not token:
         raise Unauthenticated()
-    claims = access_claims(request.scope, token, request.app.state.resources.tokens)
+    resources = request.app.state.resources
+    claims = access_claims(request.scope, token, resources.tokens)
     if claims is None:
         raise InvalidToken()
-    return Principal(claims.subject)
+    principal = await live_principal(resources.database.write_engine, claims)
+    if principal is None:
+        raise InvalidToken()
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -56,6 +100,113 @@ async def optional_principal(
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
+
+# --- the session check ----------------------------------------------------------------------
+
+# Live: not revoked, not expired, and the account not deactivated. The session must belong
+# to the token's subject (a token names both; they cannot disagree unless forged).
+_LOOK_UP_SQL = (
+    "SELECT s.revoked_at IS NULL AND s.expires_at > {now} AND u.is_active AS live, u.role"
+    " FROM sessions AS s JOIN users AS u ON u.id = s.user_id"
+    " WHERE s.id = {session} AND s.user_id = {user}"
+)
+_ASYNCPG_SQL = _LOOK_UP_SQL.format(session="$1", user="$2", now="$3")
+_SQLITE_SQL = _LOOK_UP_SQL.format(session=":session", user=":user", now=":now")
+_CORE_LOOK_UP = (
+    select(
+        and_(
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > bindparam("now"),
+            users.c.is_active,
+        ).label("live"),
+        users.c.role,
+    )
+    .join(users, users.c.id == sessions.c.user_id)
+    .where(sessions.c.id == bindparam("session"), sessions.c.user_id == bindparam("user"))
+)
+
+# Failures of the driver that mean the database is unreachable (a 503), not a bug.
+_DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    sqlite3.OperationalError,
+)
+
+Row = tuple[Any, Any] | None
+LookUp = Callable[[Any, uuid.UUID, uuid.UUID, dt.datetime], Awaitable[Row]]
+
+
+async def _asyncpg_look_up(
+    driver: Any, session_id: uuid.UUID, user_id: uuid.UUID, now: dt.datetime
+) -> Row:
+    record = await driver.fetchrow(_ASYNCPG_SQL, session_id, user_id, now)
+    return None if record is None else (record[0], record[1])
+
+
+async def _sqlite_look_up(
+    driver: Any, session_id: uuid.UUID, user_id: uuid.UUID, now: dt.datetime
+) -> Row:
+    # The text forms SQLAlchemy stores on SQLite: UUIDs as 32 hex digits, UTC timestamps as
+    # fixed-width text that sorts in time order.
+    stamp = now.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    parameters = {"session": session_id.hex, "user": user_id.hex, "now": stamp}
+    rows = await driver.execute_fetchall(_SQLITE_SQL, parameters)
+    return next(((live, role) for live, role in rows), None)
+
+
+_RAW_LOOK_UPS: dict[str, LookUp] = {"asyncpg": _asyncpg_look_up, "aiosqlite": _sqlite_look_up}
+
+
+async def live_principal(engine: AsyncEngine, claims: TokenClaims) -> Principal | None:
+    """The principal of `claims` if its session is live on the primary, else None."""
+    look_up = _RAW_LOOK_UPS.get(engine.dialect.driver)
+    if look_up is None:
+        row = await _core_look_up(engine, claims)
+    else:
+        row = await _raw_look_up(engine, look_up, claims)
+    if row is None or not row[0]:
+        return None
+    role: Role = row[1] if row[1] in ROLES else "viewer"  # the table's check allows no other
+    return Principal(claims.subject, claims.session_id, role)
+
+
+async def _raw_look_up(engine: AsyncEngine, look_up: LookUp, claims: TokenClaims) -> Row:
+    connection: PoolProxiedConnection = await engine.raw_connection()
+    try:
+        # The SQLAlchemy instrumentation does not see the driver's own statements: the round
+        # trip gets its span here, named and described as theirs are.
+        with tracer.start_as_current_span(
+            "SELECT sessions",
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "db.system.name": engine.dialect.name,
+                "db.operation.name": "SELECT",
+                "db.collection.name": "sessions",
+            },
+        ):
+            row = await look_up(
+                connection.driver_connection, claims.session_id, claims.subject, utcnow()
+            )
+    except BaseException as error:
+        # A connection that failed or was interrupted mid-statement is not handed out again.
+        await greenlet_spawn(connection.invalidate, error)
+        if isinstance(error, _DRIVER_UNAVAILABLE):
+            raise ConnectionError("the session look-up could not reach the database") from error
+        raise
+    await greenlet_spawn(connection.close)
+    return row
+
+
+async def _core_look_up(engine: AsyncEngine, claims: TokenClaims) -> Row:
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        parameters = {"session": claims.session_id, "user": claims.subject, "now": utcnow()}
+        found = (await autocommit.execute(_CORE_LOOK_UP, parameters)).first()
+    return None if found is None else (found.live, found.role)
+
+
+# --- the token alone, for the layers in front of the routes ---------------------------------
 
 _CLAIMS_KEY = "inkwell.access_claims"
 
@@ -79,10 +230,13 @@ def access_claims(scope: Scope, token: str, tokens: TokenService) -> TokenClaims
 
 
 def caller_from_scope(scope: Scope, tokens: TokenService) -> str | None:
-    """The user id behind a valid bearer access token in the request's headers, else None.
+    """The user id behind a genuine bearer access token in the request's headers, else None.
 
     For middleware that must know the caller before routing (rate limits, idempotency
-    scopes). An invalid token yields None here and a 401 later, from the route.
+    scopes). It checks the token's signature and expiry, not its session (that costs a
+    database round trip, which the route's `current_principal` pays): the id of a genuine
+    token is who the caller claims to be, and an invalid or ended one yields a 401 from the
+    route.
     """
     for name, value in scope["headers"]:
         if name == b"authorization":

@@ -4,8 +4,10 @@
   in a dedicated thread pool sized to the machine's cores, and an asyncio semaphore of the same
   size makes callers queue on the event loop (where a cancelled request simply stops waiting)
   rather than inside the executor. bcrypt releases the GIL, so the pool uses every core.
-* Tokens are HS256 JWTs with `sub, exp, iat, jti, type`. Only HS256 is accepted on decode, so
-  `alg: none` and algorithm-confusion tokens are refused. Swapping the JWT library means
+* Tokens are HS256 JWTs with `sub, exp, iat, jti, sid, type`: `sid` is the session the
+  token belongs to (see `sessions` in `tables.py`), so ending a session refuses its tokens.
+  Only HS256 is accepted on decode, so `alg: none` and algorithm-confusion tokens are
+  refused; a token without a session id is refused too. Swapping the JWT library means
   changing `TokenService` alone.
 """
 
@@ -76,11 +78,15 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
+    # What the session row keeps of the refresh token: its `jti` and when it expires.
+    refresh_token_id: str
+    refresh_expires_at: int
 
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     subject: uuid.UUID
+    session_id: uuid.UUID
     token_type: TokenType
     token_id: str
     issued_at: int
@@ -94,27 +100,46 @@ class TokenService:
         self._secret = secret
         self._ttl: dict[TokenType, int] = {"access": access_ttl, "refresh": refresh_ttl}
 
-    def issue_pair(self, subject: uuid.UUID) -> TokenPair:
+    def issue_pair(self, subject: uuid.UUID, session_id: uuid.UUID) -> TokenPair:
+        now = int(time.time())
+        refresh_id = uuid.uuid4().hex
         return TokenPair(
-            access_token=self.issue(subject, "access"),
-            refresh_token=self.issue(subject, "refresh"),
+            access_token=self.issue(subject, session_id, "access", now=now),
+            refresh_token=self.issue(subject, session_id, "refresh", now=now, token_id=refresh_id),
             expires_in=self._ttl["access"],
+            refresh_token_id=refresh_id,
+            refresh_expires_at=now + self._ttl["refresh"],
         )
 
-    def issue(self, subject: uuid.UUID, token_type: TokenType, *, now: int | None = None) -> str:
+    def issue(
+        self,
+        subject: uuid.UUID,
+        session_id: uuid.UUID,
+        token_type: TokenType,
+        *,
+        now: int | None = None,
+        token_id: str | None = None,
+    ) -> str:
         issued_at = int(time.time()) if now is None else now
         claims = {
             "sub": str(subject),
+            "sid": str(session_id),
             "iat": issued_at,
             "exp": issued_at + self._ttl[token_type],
-            "jti": uuid.uuid4().hex,
+            "jti": token_id or uuid.uuid4().hex,
             "type": token_type,
         }
         token: str = jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
         return token
 
-    def decode(self, token: str, expected: TokenType) -> TokenClaims:
-        """The verified claims of `token`, or `InvalidToken`."""
+    def decode(
+        self, token: str, expected: TokenType, *, allow_expired: bool = False
+    ) -> TokenClaims:
+        """The verified claims of `token`, or `InvalidToken`.
+
+        `allow_expired` accepts a genuine token past its expiry (logging out with a stale
+        refresh token); the signature and every other claim are still checked.
+        """
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != _ALGORITHM:
@@ -124,7 +149,10 @@ class TokenService:
                 self._secret,
                 algorithms=[_ALGORITHM],
                 options={
-                    "require_exp": True,
+                    # python-jose verifies every required claim, so "exp" is only required
+                    # where it is verified; its presence is checked below either way.
+                    "require_exp": not allow_expired,
+                    "verify_exp": not allow_expired,
                     "require_iat": True,
                     "require_sub": True,
                     "require_jti": True,
@@ -143,10 +171,12 @@ class TokenService:
             raise InvalidToken()
         try:
             subject = uuid.UUID(str(claims["sub"]))
-        except ValueError as error:
+            session_id = uuid.UUID(str(claims["sid"]))
+        except (KeyError, ValueError) as error:
             raise InvalidToken() from error
         return TokenClaims(
             subject=subject,
+            session_id=session_id,
             token_type=expected,
             token_id=str(claims["jti"]),
             issued_at=issued_at,

@@ -1,6 +1,7 @@
 """SQLAlchemy metadata: the write tables, the read tables and the idempotency records.
 
-Commands write the normalized write tables (`users`, `contents`, `tags`, `content_tags`);
+Commands write the normalized write tables (`users`, `sessions`, `contents`, `tags`,
+`content_tags`);
 projectors keep the denormalized read tables (`users_read`, `contents_read`,
 `content_tags_read`, `tags_read`, and on SQLite the full-text table `contents_search`) in step
 inside the same transaction; queries read only the read tables. Every query has an index (see
@@ -19,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Dialect,
@@ -32,6 +35,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    true,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.schema import SchemaItem
@@ -107,9 +111,31 @@ users = Table(
     Column("country", String(100), nullable=True),
     Column("state", String(100), nullable=True),
     Column("display_name", String(100), nullable=False),
-    Column("role", String(16), nullable=False, server_default="user"),
+    Column("role", String(16), nullable=False, server_default="creator"),
+    Column("is_active", Boolean, nullable=False, server_default=true()),
+    # When the password was last changed; NULL while it is still the one chosen at signup.
+    Column("password_changed_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("role IN ('viewer', 'creator', 'admin')", name="role"),
+)
+
+# One row per login. Its access and refresh tokens carry its id (`sid`); `refresh_token_id` is
+# the `jti` of the one refresh token that may still be exchanged (each refresh rotates it). A
+# session ends when `revoked_at` is set (logout, a replayed refresh token, a password change,
+# deactivation) or when `expires_at` (that of its newest refresh token) has passed.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("refresh_token_id", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("refreshed_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revoked_reason", String(32), nullable=True),
+    Index("ix_sessions_user_id", "user_id"),
 )
 
 contents = Table(
@@ -168,6 +194,7 @@ users_read = Table(
     Column("country", String(100), nullable=True),
     Column("state", String(100), nullable=True),
     Column("role", String(16), nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default=true()),
     Column("content_count", Integer, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

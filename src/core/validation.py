@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, StringConstraints, WithJsonSchema
 
+from src.core.security import BCRYPT_MAX_BYTES
+
 _BIDI_CONTROLS = frozenset(
     "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
 )
@@ -75,6 +77,18 @@ def _single_line(value: str) -> str:
 
 def _multi_line(value: str) -> str:
     return _check_text(value, multiline=True)
+
+
+def _bcrypt_password(value: str) -> str:
+    try:
+        encoded = value.encode()
+    except UnicodeEncodeError as error:
+        raise ValueError("must be valid Unicode text") from error
+    if len(encoded) > BCRYPT_MAX_BYTES:
+        raise ValueError("must be at most 72 bytes when encoded as UTF-8")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
 
 
 def _has_letter(value: str) -> str:
@@ -208,3 +222,13 @@ WebUrl = Annotated[
 ]
 """An absolute http(s) URL that is safe to put in a page: RFC 3986 characters only, a valid
 host and port, no credentials. Empty means none (null)."""
+PhoneNumber = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^(\+[0-9]{8,15})?$"),
+    SingleLine,
+    EmptyIsNull,
+]
+"""E.164: `+` then 8-15 digits; empty means none (null)."""
+
+NewPassword = Annotated[str, StringConstraints(min_length=8), AfterValidator(_bcrypt_password)]
+"""A password being chosen: 8 characters to 72 UTF-8 bytes (what bcrypt reads), no NUL."""

@@ -119,6 +119,38 @@ async def test_versioned_reads_follow_the_generation(any_backend: CacheBackend) 
     assert errors == []
 
 
+async def test_one_invalidation_of_thousands_of_keys_drops_every_one(backend: Backend) -> None:
+    """An author's rename drops every cached item of theirs at once (more keys than the Redis
+    backend sends in one round trip), their pending fills too, and bumps the lists."""
+    many = 2_600
+    if backend.redis_url is None:
+        target: CacheBackend = MemoryBackend(many + 10, max_bytes=64 * 2**20)
+        await _drop_all_with(target, many)
+        return
+    client = Redis.from_url(backend.redis_url)
+    try:
+        prefix = f"inkwell-test-{RUN_ID}:cache-bulk:{uuid.uuid4().hex}:"
+        await _drop_all_with(RedisBackend(client, prefix), many)
+        assert await client.exists(*(f"{prefix}k{i}:fill" for i in range(many))) == 0
+    finally:
+        await client.aclose()
+
+
+async def _drop_all_with(target: CacheBackend, many: int) -> None:
+    keys = tuple(f"k{i}" for i in range(many))
+    for key in keys:
+        await target.set(key, b"cached", 60)
+    await target.reserve("pending", "token", 60)
+    await target.set("unrelated", b"kept", 60)
+    full_key, _ = await target.get_versioned("gen", "page")
+    await target.set(full_key, b"old page", 60)
+    await target.invalidate((*keys, "pending"), ("gen",))
+    assert [await target.get(key) for key in keys] == [None] * many
+    assert not await target.fill("pending", "token", b"stale", 60)
+    assert await target.get("unrelated") == b"kept"
+    assert (await target.get_versioned("gen", "page"))[1] is None
+
+
 async def test_a_cancelled_flight_does_not_fail_the_requests_that_joined_it() -> None:
     cache, _ = make_cache(MemoryBackend(10, 1 << 20))
     started = asyncio.Event()

@@ -50,3 +50,28 @@ async def test_an_invalid_token_is_still_refused_by_the_route(
     assert_problem(response, 401, "invalid_token")
     assert response.headers["www-authenticate"] == "Bearer"
     assert len(decodes) == 1
+
+
+async def test_the_session_check_is_a_client_span_of_the_request(
+    client: Any, recorded_spans: Any
+) -> None:
+    """The look-up runs on the driver's own connection, which the SQLAlchemy instrumentation
+    does not see: it still shows in the request's trace."""
+    from opentelemetry.trace import SpanKind
+
+    from tests.observability.test_tracing import descends_from, in_trace
+
+    user = await authed_user(client)
+    trace_id = "ab" * 16
+    response = await client.get(
+        "/api/v1/users/me",
+        headers={**user["headers"], "traceparent": f"00-{trace_id}-{'cd' * 8}-01"},
+    )
+    assert response.status_code == 200
+    spans = in_trace(recorded_spans, trace_id)
+    [server] = [span for span in spans if span.kind == SpanKind.SERVER]
+    [check] = [span for span in spans if span.name == "SELECT sessions"]
+    assert check.kind == SpanKind.CLIENT
+    assert descends_from(check, server, spans)
+    assert check.attributes["db.collection.name"] == "sessions"
+    assert check.attributes["db.system.name"] in ("sqlite", "postgresql")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select, text
@@ -30,7 +31,7 @@ async def project(connection: AsyncConnection, event: Written) -> None:
     await connection.execute(
         insert(users_read).values(
             id=event.user_id, name="n", email=f"{event.user_id}@example.com",
-            display_name="n", role="user", content_count=0, created_at=now, updated_at=now,
+            display_name="n", role="creator", content_count=0, created_at=now, updated_at=now,
         )
     )  # fmt: skip
 
@@ -55,7 +56,7 @@ def insert_user(user_id: uuid.UUID) -> object:
     now = utcnow()
     return insert(users).values(
         id=user_id, name="n", email=f"{user_id}@example.com", password_hash="x",
-        display_name="n", role="user", created_at=now, updated_at=now,
+        display_name="n", role="creator", created_at=now, updated_at=now,
     )  # fmt: skip
 
 
@@ -156,6 +157,49 @@ async def test_no_hook_runs_after_a_rollback(engine: AsyncEngine) -> None:
 
     uow.after_commit(hook)
     await uow.rollback()
+    assert ran == []
+
+
+async def test_a_projectors_after_commit_work_runs_after_the_commit(engine: AsyncEngine) -> None:
+    """A projector knows which cached copies its rewrite made stale; it hands the dropping of
+    them back to the unit of work, which runs it once the transaction has committed."""
+    seen: list[int] = []
+    with_followup = dispatcher()
+
+    async def project_then_ask(connection: AsyncConnection, event: Written) -> Any:
+        async def followup() -> None:  # sees the committed projection from another connection
+            seen.append(await count(engine, users_read, event.user_id))
+
+        return followup
+
+    with_followup.subscribe(Written, project_then_ask)
+    uow = SqlUnitOfWork(engine, with_followup)
+    await write(uow)
+    await uow.commit()
+    assert seen == [1]
+
+
+async def test_a_projectors_after_commit_work_never_runs_after_a_failed_commit(
+    engine: AsyncEngine,
+) -> None:
+    ran: list[str] = []
+    with_followup = dispatcher()
+
+    async def ask(connection: AsyncConnection, event: Written) -> Any:
+        async def followup() -> None:
+            ran.append("followup")
+
+        return followup
+
+    async def explode(connection: AsyncConnection) -> None:
+        raise RuntimeError("the final step failed")
+
+    with_followup.subscribe(Written, ask)
+    uow = SqlUnitOfWork(engine, with_followup)
+    await write(uow)
+    uow.before_commit(explode)
+    with pytest.raises(RuntimeError):
+        await uow.commit()
     assert ran == []
 
 

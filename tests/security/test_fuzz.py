@@ -14,7 +14,8 @@ sent in-process through schemathesis' ASGI transport, on both backends. Each ans
 
 The caller is authenticated most of the time (as the author, as another user, or anonymous), so
 the protected routes are reached, and path ids point at a real user or content item every other
-time, so PATCH and DELETE touch real rows.
+time, so PATCH and DELETE touch real rows. The admin operation is called by an admin half the
+time, aimed at a user of its own (whom it may demote or deactivate) so the others keep working.
 
 The run is derandomized, so CI sees the same examples every time; explore further with e.g.
 `FUZZ_EXAMPLES=500 FUZZ_RANDOM=1 .venv/bin/pytest tests/security/test_fuzz.py`.
@@ -22,6 +23,7 @@ The run is derandomized, so CI sees the same examples every time; explore furthe
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from collections.abc import Iterator
@@ -44,8 +46,11 @@ from schemathesis.specs.openapi.checks import (
     use_after_free,
 )
 
-from src.main import create_app
+from src.core.db.engines import create_engine
+from src.core.db.uow import SqlUnitOfWork, command_transaction
+from src.main import build_dispatcher, create_app
 from src.settings import Settings
+from src.slices.users.commands import PromoteAdmin, PromoteAdminCommand
 from tests.conftest import BASE_SETTINGS, RUN_ID, Backend
 from tests.helpers import content_body, signup_body
 
@@ -77,19 +82,28 @@ class FuzzTarget:
         self.client = client
         self.author = self._user()
         self.stranger = self._user()
+        self.admin = self._user(admin=True)
+        self.managed = self._user()  # the one the admin operation is aimed at
         self.content_id, self.slug = self._publish()
         self._turn = itertools.count()
 
-    def _user(self) -> dict[str, Any]:
+    def _user(self, *, admin: bool = False) -> dict[str, Any]:
         body = signup_body()
         created = self.client.post("/api/v1/signup", json=body)
         assert created.status_code == 201, created.text
+        if admin:
+            self._promote(body["email"])
         login = self.client.post(
             "/api/v1/auth/login", json={"email": body["email"], "password": body["password"]}
         )
         assert login.status_code == 200, login.text
         token = login.json()["access_token"]
         return {"id": created.json()["id"], "headers": {"Authorization": f"Bearer {token}"}}
+
+    def _promote(self, email: str) -> None:
+        """As `inkwell promote-admin` does: its own engine, on a loop of its own (the
+        application's runs in schemathesis' thread)."""
+        asyncio.run(_promote_admin(self.app.state.resources.settings, email))
 
     def _publish(self) -> tuple[str, str]:
         response = self.client.post(
@@ -101,6 +115,9 @@ class FuzzTarget:
     def prepare(self, case: schemathesis.Case) -> dict[str, str]:
         """Aim the case at real rows every other time; the headers to send it with."""
         turn = next(self._turn)
+        if case.path.startswith("/api/v1/admin/") and turn % 2 == 0:
+            case.path_parameters["user_id"] = self.managed["id"]
+            return dict(self.admin["headers"])
         if turn % 2 == 0:
             if "content_id" in case.path_parameters:
                 case.path_parameters["content_id"] = self.content_id
@@ -120,6 +137,15 @@ class FuzzTarget:
             deleted = case.path_parameters.get("content_id")
             if deleted == self.content_id:
                 self.content_id, self.slug = self._publish()
+
+
+async def _promote_admin(settings: Settings, email: str) -> None:
+    engine = create_engine(settings.database_url, settings, "write")
+    try:
+        async with command_transaction(SqlUnitOfWork(engine, build_dispatcher())) as uow:
+            await PromoteAdmin(uow).execute(PromoteAdminCommand(email))
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -171,4 +197,4 @@ def test_the_fuzzed_schema_has_every_route() -> None:
         (result.ok().method.upper(), result.ok().path) for result in schema.get_all_operations()
     }
     assert operations == routes
-    assert len(operations) == 18
+    assert len(operations) == 22

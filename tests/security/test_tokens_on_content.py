@@ -6,34 +6,37 @@ refresh; this proves the write routes refuse them too, before touching any row.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from tests.helpers import authed_user, bearer, content_body, publish
-from tests.slices.auth.test_auth import _claims, _forge, _unsigned
+from tests.slices.auth.test_auth import BAD_TOKENS
 
-TOKENS: dict[str, Callable[[str], str]] = {
-    "alg-none": lambda uid: _unsigned(_claims(uid)),
-    "wrong-key": lambda uid: _forge(_claims(uid), secret="another-secret" * 4),
-    "refresh-as-access": lambda uid: _forge(_claims(uid, type="refresh")),
-    "expired": lambda uid: _forge(_claims(uid, exp=int(time.time()) - 120)),
-    "future-iat": lambda uid: _forge(_claims(uid, iat=int(time.time()) + 86400)),
-    "missing-sub": lambda uid: _forge(_claims(uid, sub=None)),
-    "deleted-user": lambda uid: _forge(_claims(str(uuid.uuid4()))),
+TOKENS = {
+    name: BAD_TOKENS[name]
+    for name in (
+        "alg-none",
+        "wrong-key",
+        "refresh-as-access",
+        "expired",
+        "future-iat",
+        "missing-sub",
+        "missing-sid",
+        "unknown-session",
+        "another-users-subject",
+    )
 }
 
 
 @pytest.mark.parametrize("make_token", TOKENS.values(), ids=list(TOKENS))
 async def test_bad_tokens_cannot_create_change_or_delete_content(
-    client: httpx.AsyncClient, make_token: Callable[[str], str]
+    client: httpx.AsyncClient, make_token: Callable[[str, str], str]
 ) -> None:
     author = await authed_user(client)
     content = await publish(client, author)
-    token = make_token(author["id"])
+    token = make_token(author["id"], author["sid"])
     path = f"/api/v1/content/{content['id']}"
     attempts = [
         await client.post("/api/v1/content", json=content_body(), headers=bearer(token)),

@@ -66,7 +66,7 @@ async def test_signup_turns_a_lost_unique_race_into_email_taken(hasher: Password
 
 
 async def test_create_content_invalidates_the_lists_only_after_the_commit() -> None:
-    author = SimpleNamespace(id=uuid.uuid4(), name="Ada", display_name="Ada L.", role="user")
+    author = SimpleNamespace(id=uuid.uuid4(), name="Ada", display_name="Ada L.")
     uow = FakeUnitOfWork(results=[FakeResult([author])])
     invalidated: list[tuple[str, ...]] = []
 
@@ -74,7 +74,9 @@ async def test_create_content_invalidates_the_lists_only_after_the_commit() -> N
         async def invalidate(self, *keys: str, generations: tuple[str, ...] = ()) -> None:
             invalidated.append(generations)
 
-    command = CreateContentCommand(Principal(author.id), "A title", "Some body text")
+    command = CreateContentCommand(
+        Principal(author.id, uuid.uuid4(), "creator"), "A title", "Some body text"
+    )
     item = await CreateContent(uow, Cache()).execute(command)  # type: ignore[arg-type]
     assert [type(e) for e in uow.events] == [ContentCreated, ContentPublished]
     assert item.author_display_name == "Ada L."

@@ -151,6 +151,9 @@ return {generation, redis.call('GET', KEYS[2] .. '@' .. generation)}
 """
 
 
+_NAMES_PER_ROUND_TRIP = 1000
+
+
 class RedisBackend:
     """Shared across replicas; keys are namespaced by `prefix`."""
 
@@ -185,9 +188,20 @@ class RedisBackend:
         await self._client.set(self._key(key), value, ex=ttl)
 
     async def invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
+        # Many keys per DEL, and a bounded number per round trip: redis-py packs each
+        # command in Python (measured: one DEL per key costs ~20 us of CPU each, 200 ms for
+        # an author's 10,000 items, all of it blocking the event loop; batched, a tenth of
+        # that, yielding between round trips).
+        names = [name for key in keys for name in (self._key(key), self._token_key(key))]
+        batches = [
+            names[i : i + _NAMES_PER_ROUND_TRIP]
+            for i in range(0, len(names), _NAMES_PER_ROUND_TRIP)
+        ]
+        for batch in batches[:-1]:
+            await self._client.delete(*batch)
         async with self._client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.delete(self._key(key), self._token_key(key))
+            if batches:
+                pipe.delete(*batches[-1])
             for key in generations:
                 pipe.incr(self._key(key))
             await pipe.execute()

@@ -8,7 +8,8 @@ worker — holds the `SqlUnitOfWork` behind it and ends it exactly once:
 
 `commit()`
   1. each recorded event goes to the projectors subscribed to it: the read tables change in
-     this transaction, so they can never disagree with the write tables;
+     this transaction, so they can never disagree with the write tables (a projector may
+     hand back after-commit work, run in step 5);
   2. the event recorders run (the extension point where the outbox appends its rows);
   3. the boundary's final steps run (the stored answer of an idempotent request);
   4. one COMMIT, and the connection goes back to the pool;
@@ -141,7 +142,7 @@ class SqlUnitOfWork:
                 connection = await self._open()
                 events = self._events
                 for event in events:
-                    await self._dispatcher.dispatch(connection, event)
+                    self._after_commit += await self._dispatcher.dispatch(connection, event)
                 if events:
                     for record in self._recorders:
                         await record(connection, events)

@@ -13,7 +13,7 @@ Downgrading refuses while drafts exist: the schema before this revision cannot k
 private, so whether those drafts are published or deleted is the operator's decision.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-08
 """
 
@@ -26,7 +26,7 @@ from src.core.tables import CONTENTS_SEARCH_DDL, SearchVector, UTCDateTime
 from src.slices.content.rules import numbered_slug, slug_base
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

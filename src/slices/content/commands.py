@@ -9,6 +9,9 @@ anyone but its author and admins a draft does not exist.
 Slugs are unique and race-safe: the insert claims its slug with `ON CONFLICT (slug) DO
 NOTHING` (PostgreSQL waits for a concurrent insert of the same slug to commit or roll back),
 and a create that finds its slug taken tries the next number instead of failing.
+
+Authorization comes from the caller's live session (`Principal.role`): viewers may not
+create or change content (an author demoted to viewer may still delete their own).
 """
 
 from __future__ import annotations
@@ -111,9 +114,7 @@ def _valid_status(status: str) -> Status:
 async def _author(uow: UnitOfWork, user_id: uuid.UUID) -> Row[Any]:
     row = (
         await uow.execute(
-            select(users.c.id, users.c.name, users.c.display_name, users.c.role).where(
-                users.c.id == user_id
-            )
+            select(users.c.id, users.c.name, users.c.display_name).where(users.c.id == user_id)
         )
     ).first()
     if row is None:  # a valid token whose account no longer exists
@@ -129,12 +130,10 @@ async def _owned_content(uow: UnitOfWork, actor: Principal, content_id: uuid.UUI
     row = (await uow.execute(query)).first()
     if row is None:
         raise ContentNotFound()
-    if row.author_id != actor.user_id:
-        caller = await _author(uow, actor.user_id)
-        if caller.role != "admin":
-            if row.status == DRAFT:
-                raise ContentNotFound()  # someone else's draft does not exist for them
-            raise Forbidden("Only the author or an admin may change this content.")
+    if row.author_id != actor.user_id and not actor.is_admin:
+        if row.status == DRAFT:
+            raise ContentNotFound()  # someone else's draft does not exist for them
+        raise Forbidden("Only the author or an admin may change this content.")
     return row
 
 
@@ -247,6 +246,8 @@ class CreateContent:
             content_id = uuid.uuid4()
             span.set_attribute("content.id", str(content_id))
             span.set_attribute("user.id", str(command.actor.user_id))
+            if not command.actor.may_publish:
+                raise Forbidden("Viewers may not publish content.")
             tag_names = _valid_tags(command.tags)
             status = _valid_status(command.status)
             now = utcnow()
@@ -303,6 +304,8 @@ class UpdateContent:
             new_tags = None if command.tags is None else _valid_tags(command.tags)
             status = None if command.status is None else _valid_status(command.status)
             row = await _owned_content(self.uow, command.actor, content_id)
+            if not command.actor.may_publish:  # editing is publishing new words
+                raise Forbidden("Viewers may not change content; they may delete their own.")
             before = await _state(self.uow, row)
             changes: dict[str, Any] = {"updated_at": utcnow()}
             if command.title is not None:

@@ -12,12 +12,18 @@ Each handler derives its change from the item's state before and after the event
 `events.py`), so publishing, unpublishing, editing the tags and deleting all move the counts
 by exactly what changed. Tags are visited in alphabetical order, so concurrent transactions
 lock count rows in one order and cannot deadlock on them.
+
+A profile edit (`ProfileUpdated`, from the users slice) rewrites the author's names in every
+row of that author here, in the edit's own transaction, with one UPDATE over the author's
+index range; the rows it rewrote are exactly the cached items (by id and by slug) to drop
+once the edit has committed, with every list (the list generation).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -37,7 +43,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from src.core.events import EventDispatcher
+from src.core.cache.policy import Cache
+from src.core.events import AfterCommit, EventDispatcher
 from src.core.tables import (
     content_tags,
     content_tags_read,
@@ -55,6 +62,8 @@ from src.slices.content.events import (
     ContentUpdated,
     public_tags,
 )
+from src.slices.content.keys import LIST_GENERATION, item_key, slug_key
+from src.slices.users.events import ProfileUpdated
 
 _ENGLISH: ColumnElement[Any] = literal_column("'english'::regconfig")
 
@@ -168,10 +177,37 @@ async def on_content_deleted(connection: AsyncConnection, event: ContentDeleted)
     await _index_tags(connection, item, None)
 
 
-def register(dispatcher: EventDispatcher) -> None:
+@dataclass(frozen=True, slots=True)
+class RenameAuthor:
+    """`ProfileUpdated` → the author's names in every one of their rows, then their caches."""
+
+    cache: Cache | None  # None where no cache is kept (the CLI)
+
+    async def __call__(
+        self, connection: AsyncConnection, event: ProfileUpdated
+    ) -> AfterCommit | None:
+        if not event.renamed:
+            return None
+        rewritten = await connection.execute(
+            update(contents_read)
+            .where(contents_read.c.author_id == event.user_id)
+            .values(author_name=event.name, author_display_name=event.display_name)
+            .returning(contents_read.c.id, contents_read.c.slug)
+        )
+        keys = tuple(
+            key for content_id, slug in rewritten for key in (item_key(content_id), slug_key(slug))
+        )
+        cache = self.cache
+        if cache is None or not keys:
+            return None
+        return lambda: cache.invalidate(*keys, generations=(LIST_GENERATION,))
+
+
+def register(dispatcher: EventDispatcher, cache: Cache | None = None) -> None:
     dispatcher.subscribe(ContentCreated, on_content_created)
     dispatcher.subscribe(ContentUpdated, on_content_updated)
     dispatcher.subscribe(ContentDeleted, on_content_deleted)
+    dispatcher.subscribe(ProfileUpdated, RenameAuthor(cache))
 
 
 # --- rebuild (`inkwell rebuild-read-models`) ---------------------------------------------

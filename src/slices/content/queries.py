@@ -42,7 +42,6 @@ from src.core.tables import (
     contents_read,
     contents_search,
     tags_read,
-    users_read,
 )
 from src.slices.content.errors import ContentNotFound
 from src.slices.content.events import ContentState
@@ -86,11 +85,6 @@ def _page(rows: Any, limit: int, cursors: CursorCodec, position: Any = None) -> 
     return ContentPage(items=items, next_cursor=next_cursor).model_dump_json().encode()
 
 
-async def _is_admin(read: ReadHandle, viewer: Principal) -> bool:
-    role = await read.scalar(select(users_read.c.role).where(users_read.c.id == viewer.user_id))
-    return bool(role == "admin")
-
-
 async def _may_see(read: ReadHandle, viewer: Principal | None, row: Any) -> bool:
     """Whether `viewer` may see item `row`: anyone a published one; a draft its author and
     admins only."""
@@ -98,7 +92,7 @@ async def _may_see(read: ReadHandle, viewer: Principal | None, row: Any) -> bool
         return True
     if viewer is None:
         return False
-    return bool(row.author_id == viewer.user_id) or await _is_admin(read, viewer)
+    return bool(row.author_id == viewer.user_id) or viewer.is_admin
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,7 @@ def _cached_json(body: bytes, cache_status: CacheStatus) -> Response:
                 "Location": {"description": "The new content", "schema": {"type": "string"}}
             }
         },
-        **problem_responses(401, 422),
+        **problem_responses(401, 403, 422),
     },
 )
 async def create_content(

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from src.core.db.uow import UnitOfWork, violated_unique
 from src.core.errors.types import Conflict
+from src.core.identity import Role
 from src.core.security import PasswordHasher
 from src.core.tables import users, utcnow
 from src.slices.signup.errors import EmailTaken, PhoneTaken
@@ -42,6 +43,7 @@ class SignUp:
     uow: UnitOfWork
     hasher: PasswordHasher
     outcomes: Counter  # signup_requests_total{status}
+    role: Role = "creator"  # SIGNUP_ROLE: what a new account may do
 
     async def execute(self, command: SignUpCommand) -> UserSignedUp:
         try:
@@ -70,7 +72,7 @@ class SignUp:
                 display_name=command.display_name or command.name,
                 country=command.country,
                 state=command.state,
-                role="user",
+                role=self.role,
                 created_at=now,
             )
             try:

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from src.core.events import DomainEvent
+from src.core.identity import Role
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,5 +19,5 @@ class UserSignedUp(DomainEvent):
     display_name: str
     country: str | None
     state: str | None
-    role: str
+    role: Role
     created_at: dt.datetime

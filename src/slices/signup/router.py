@@ -37,7 +37,7 @@ async def sign_up(
     res: Annotated[Resources, Depends(resources)],
     uow: Annotated[UnitOfWork, Depends(unit_of_work)],
 ) -> SignUp:
-    return SignUp(uow, res.hasher, res.signup_outcomes)
+    return SignUp(uow, res.hasher, res.signup_outcomes, res.settings.signup_role)
 
 
 @router.post(
@@ -74,5 +74,6 @@ async def signup(
         country=user.country,
         state=user.state,
         role=user.role,
+        is_active=True,
         created_at=user.created_at,
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.core.events import EventDispatcher
@@ -16,7 +18,23 @@ from src.slices.content.events import (
     published_change,
 )
 from src.slices.signup.events import UserSignedUp
-from src.slices.users.events import RoleChanged
+from src.slices.users.events import (
+    PasswordChanged,
+    ProfileUpdated,
+    RoleChanged,
+    UserDeactivated,
+    UserReactivated,
+)
+
+
+def content_count(user_id: ColumnElement[uuid.UUID]) -> ScalarSelect[int]:
+    """What `users_read.content_count` counts, from the write tables."""
+    return (
+        select(func.count())
+        .select_from(contents)
+        .where(contents.c.author_id == user_id, contents.c.status == "published")
+        .scalar_subquery()
+    )
 
 
 async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) -> None:
@@ -30,6 +48,7 @@ async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) ->
             country=event.country,
             state=event.state,
             role=event.role,
+            is_active=True,
             content_count=0,
             created_at=event.created_at,
             updated_at=event.created_at,
@@ -63,12 +82,41 @@ async def on_content_deleted(connection: AsyncConnection, event: ContentDeleted)
     await _count_published(connection, event.item.author_id, published_change(event.item, None))
 
 
-async def on_role_changed(connection: AsyncConnection, event: RoleChanged) -> None:
+async def _change(
+    connection: AsyncConnection, user_id: uuid.UUID, at: dt.datetime, **values: Any
+) -> None:
     await connection.execute(
-        update(users_read)
-        .where(users_read.c.id == event.user_id)
-        .values(role=event.role, updated_at=event.changed_at)
+        update(users_read).where(users_read.c.id == user_id).values(**values, updated_at=at)
     )
+
+
+async def on_profile_updated(connection: AsyncConnection, event: ProfileUpdated) -> None:
+    await _change(
+        connection,
+        event.user_id,
+        event.updated_at,
+        name=event.name,
+        display_name=event.display_name,
+        phone_number=event.phone_number,
+        country=event.country,
+        state=event.state,
+    )
+
+
+async def on_role_changed(connection: AsyncConnection, event: RoleChanged) -> None:
+    await _change(connection, event.user_id, event.changed_at, role=event.role)
+
+
+async def on_user_deactivated(connection: AsyncConnection, event: UserDeactivated) -> None:
+    await _change(connection, event.user_id, event.changed_at, is_active=False)
+
+
+async def on_user_reactivated(connection: AsyncConnection, event: UserReactivated) -> None:
+    await _change(connection, event.user_id, event.changed_at, is_active=True)
+
+
+async def on_password_changed(connection: AsyncConnection, event: PasswordChanged) -> None:
+    await _change(connection, event.user_id, event.changed_at)
 
 
 def register(dispatcher: EventDispatcher) -> None:
@@ -76,17 +124,15 @@ def register(dispatcher: EventDispatcher) -> None:
     dispatcher.subscribe(ContentCreated, on_content_created)
     dispatcher.subscribe(ContentUpdated, on_content_updated)
     dispatcher.subscribe(ContentDeleted, on_content_deleted)
+    dispatcher.subscribe(ProfileUpdated, on_profile_updated)
     dispatcher.subscribe(RoleChanged, on_role_changed)
+    dispatcher.subscribe(UserDeactivated, on_user_deactivated)
+    dispatcher.subscribe(UserReactivated, on_user_reactivated)
+    dispatcher.subscribe(PasswordChanged, on_password_changed)
 
 
 async def rebuild(connection: AsyncConnection) -> None:
     """Refill `users_read` from `users` (the caller has emptied it)."""
-    content_count = (
-        select(func.count())
-        .select_from(contents)
-        .where(contents.c.author_id == users.c.id, contents.c.status == "published")
-        .scalar_subquery()
-    )
     await connection.execute(
         insert(users_read).from_select(
             [
@@ -98,6 +144,7 @@ async def rebuild(connection: AsyncConnection) -> None:
                 "country",
                 "state",
                 "role",
+                "is_active",
                 "content_count",
                 "created_at",
                 "updated_at",
@@ -111,7 +158,8 @@ async def rebuild(connection: AsyncConnection) -> None:
                 users.c.country,
                 users.c.state,
                 users.c.role,
-                content_count,
+                users.c.is_active,
+                content_count(users.c.id),
                 users.c.created_at,
                 users.c.updated_at,
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 import orjson
@@ -30,9 +31,13 @@ async def test_login_returns_a_token_pair(client: httpx.AsyncClient) -> None:
     assert body["expires_in"] == 1800
     assert response.headers["cache-control"] == "no-store"
     claims = jwt.get_unverified_claims(body["access_token"])
-    assert set(claims) == {"sub", "exp", "iat", "jti", "type"}
+    assert set(claims) == {"sub", "exp", "iat", "jti", "sid", "type"}
     assert claims["sub"] == user["id"]
     assert claims["type"] == "access"
+    refresh_claims = jwt.get_unverified_claims(body["refresh_token"])
+    assert refresh_claims["type"] == "refresh"
+    assert refresh_claims["sid"] == claims["sid"]  # one session, both tokens
+    assert uuid.UUID(claims["sid"])
     assert jwt.get_unverified_header(body["access_token"])["alg"] == "HS256"
 
 
@@ -119,10 +124,13 @@ def _unsigned(claims: dict[str, object]) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
-def _claims(user_id: str, **overrides: object) -> dict[str, object]:
+def _claims(user_id: str, session_id: str, **overrides: object) -> dict[str, object]:
+    """The claims of a genuine access token of session `session_id`, then `overrides`
+    (`None` drops a claim)."""
     now = int(time.time())
     claims: dict[str, object] = {
         "sub": user_id,
+        "sid": session_id,
         "iat": now,
         "exp": now + 600,
         "jti": uuid.uuid4().hex,
@@ -132,30 +140,37 @@ def _claims(user_id: str, **overrides: object) -> dict[str, object]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
-@pytest.mark.parametrize(
-    "make_token",
-    [
-        pytest.param(lambda uid: _unsigned(_claims(uid)), id="alg-none"),
-        pytest.param(lambda uid: _forge(_claims(uid), secret="another-secret" * 4), id="wrong-key"),
-        pytest.param(lambda uid: _forge(_claims(uid), alg="HS512"), id="other-hmac-alg"),
-        pytest.param(lambda uid: _forge(_claims(uid, exp=int(time.time()) - 120)), id="expired"),
-        pytest.param(lambda uid: _forge(_claims(uid, type="refresh")), id="refresh-as-access"),
-        pytest.param(
-            lambda uid: _forge(_claims(uid, iat=int(time.time()) + 86400)), id="future-iat"
-        ),
-        pytest.param(lambda uid: _forge(_claims(uid, sub=None)), id="missing-sub"),
-        pytest.param(lambda uid: _forge(_claims(uid, sub="not-a-uuid")), id="garbage-sub"),
-        pytest.param(lambda uid: _forge(_claims(uid, jti=None)), id="missing-jti"),
-        pytest.param(lambda uid: _forge(_claims(uid, type=None)), id="missing-type"),
-        pytest.param(lambda uid: "not.a.jwt", id="garbage"),
-        pytest.param(lambda uid: _forge(_claims(str(uuid.uuid4()))), id="deleted-user"),
-    ],
-)
+def _unknown() -> str:
+    return str(uuid.uuid4())
+
+
+# Each forgery differs from a genuine token of the caller's live session in one respect only
+# (see the control test below).
+BAD_TOKENS: dict[str, Callable[[str, str], str]] = {
+    "alg-none": lambda uid, sid: _unsigned(_claims(uid, sid)),
+    "wrong-key": lambda uid, sid: _forge(_claims(uid, sid), secret="another-secret" * 4),
+    "other-hmac-alg": lambda uid, sid: _forge(_claims(uid, sid), alg="HS512"),
+    "expired": lambda uid, sid: _forge(_claims(uid, sid, exp=int(time.time()) - 120)),
+    "refresh-as-access": lambda uid, sid: _forge(_claims(uid, sid, type="refresh")),
+    "future-iat": lambda uid, sid: _forge(_claims(uid, sid, iat=int(time.time()) + 86400)),
+    "missing-sub": lambda uid, sid: _forge(_claims(uid, sid, sub=None)),
+    "garbage-sub": lambda uid, sid: _forge(_claims(uid, sid, sub="not-a-uuid")),
+    "missing-jti": lambda uid, sid: _forge(_claims(uid, sid, jti=None)),
+    "missing-type": lambda uid, sid: _forge(_claims(uid, sid, type=None)),
+    "missing-sid": lambda uid, sid: _forge(_claims(uid, sid, sid=None)),
+    "garbage-sid": lambda uid, sid: _forge(_claims(uid, sid, sid="not-a-uuid")),
+    "unknown-session": lambda uid, sid: _forge(_claims(uid, _unknown())),
+    "another-users-subject": lambda uid, sid: _forge(_claims(_unknown(), sid)),
+    "garbage": lambda uid, sid: "not.a.jwt",
+}
+
+
+@pytest.mark.parametrize("make_token", BAD_TOKENS.values(), ids=list(BAD_TOKENS))
 async def test_bad_access_tokens_are_401_invalid_token(
-    client: httpx.AsyncClient, make_token: object
+    client: httpx.AsyncClient, make_token: Callable[[str, str], str]
 ) -> None:
-    user = await sign_up(client)
-    token = make_token(user["id"])  # type: ignore[operator]
+    user = await authed_user(client)
+    token = make_token(user["id"], user["sid"])
     response = await client.get("/api/v1/users/me", headers=bearer(token))
     problem = assert_problem(response, 401, "invalid_token")
     assert response.headers["www-authenticate"] == "Bearer"
@@ -164,10 +179,15 @@ async def test_bad_access_tokens_are_401_invalid_token(
 
 
 async def test_a_genuine_token_still_works(client: httpx.AsyncClient) -> None:
-    """The control for the test above: a well-formed token of ours is accepted."""
-    user = await sign_up(client)
-    token = TokenService(SECRET, 600, 600).issue(uuid.UUID(user["id"]), "access")
-    assert (await client.get("/api/v1/users/me", headers=bearer(token))).status_code == 200
+    """The control for the test above: the forger's template, signed with our key, is
+    accepted; so is a token our own service issues for the live session."""
+    user = await authed_user(client)
+    forged = _forge(_claims(user["id"], user["sid"]))
+    assert (await client.get("/api/v1/users/me", headers=bearer(forged))).status_code == 200
+    issued = TokenService(SECRET, 600, 600).issue(
+        uuid.UUID(user["id"]), uuid.UUID(user["sid"]), "access"
+    )
+    assert (await client.get("/api/v1/users/me", headers=bearer(issued))).status_code == 200
 
 
 async def test_access_token_is_refused_by_refresh(client: httpx.AsyncClient) -> None:
@@ -180,6 +200,6 @@ async def test_access_token_is_refused_by_refresh(client: httpx.AsyncClient) -> 
 
 
 async def test_refresh_for_a_user_that_does_not_exist_is_401(client: httpx.AsyncClient) -> None:
-    token = TokenService(SECRET, 600, 600).issue(uuid.uuid4(), "refresh")
+    token = TokenService(SECRET, 600, 600).issue(uuid.uuid4(), uuid.uuid4(), "refresh")
     response = await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
     assert_problem(response, 401, "invalid_token")

@@ -22,6 +22,10 @@ from src.slices.content.events import ContentCreated, ContentPublished, ContentU
 from tests.fakes import FakeResult, FakeUnitOfWork
 
 
+def _creator(user_id: uuid.UUID) -> Principal:
+    return Principal(user_id, uuid.uuid4(), "creator")
+
+
 class _Cache:
     async def invalidate(self, *keys: str, generations: tuple[str, ...] = ()) -> None:
         pass
@@ -42,7 +46,7 @@ async def test_a_slug_lost_to_a_concurrent_create_moves_to_the_next_number() -> 
             FakeResult(rowcount=1),
         ]
     )
-    command = CreateContentCommand(Principal(author.id), "Breaking News", "Some body text")
+    command = CreateContentCommand(_creator(author.id), "Breaking News", "Some body text")
     item = await CreateContent(uow, _Cache()).execute(command)  # type: ignore[arg-type]
     assert item.slug == "breaking-news-7"
     assert len(uow.statements) == 5
@@ -52,7 +56,11 @@ async def test_a_draft_is_created_without_a_publication_event() -> None:
     author = _author()
     uow = FakeUnitOfWork(results=[FakeResult([author])])
     command = CreateContentCommand(
-        Principal(author.id), "Later", "Some body text", tags=[" Two Words", "b"], status="draft"
+        _creator(author.id),
+        "Later",
+        "Some body text",
+        tags=[" Two Words", "b"],
+        status="draft",
     )
     item = await CreateContent(uow, _Cache()).execute(command)  # type: ignore[arg-type]
     assert [type(e) for e in uow.events] == [ContentCreated]
@@ -68,7 +76,7 @@ async def test_the_command_refuses_what_the_schema_would(
 ) -> None:
     """Another slice's use case (AI drafts) builds the command without the HTTP schema."""
     uow = FakeUnitOfWork()
-    command = CreateContentCommand(Principal(uuid.uuid4()), "Title", "Some body text", **changes)
+    command = CreateContentCommand(_creator(uuid.uuid4()), "Title", "Some body text", **changes)
     with pytest.raises(ValidationFailed) as refused:
         await CreateContent(uow, _Cache()).execute(command)  # type: ignore[arg-type]
     assert refused.value.extra["errors"][0]["pointer"] == pointer
@@ -101,7 +109,7 @@ async def test_publishing_a_draft_emits_the_publication_once_with_its_first_time
     author = _author()
     row = _stored(author)
     uow = _update_uow(author, row)
-    command = UpdateContentCommand(Principal(author.id), row.id, status="published")
+    command = UpdateContentCommand(_creator(author.id), row.id, status="published")
     item = await UpdateContent(uow, _Cache()).execute(command)  # type: ignore[arg-type]
     assert [type(e) for e in uow.events] == [ContentUpdated, ContentPublished]
     assert item.published_at == item.updated_at
@@ -113,7 +121,7 @@ async def test_republishing_keeps_the_first_publication_time() -> None:
     first = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
     row = _stored(author, published_at=first)  # published once, then unpublished
     uow = _update_uow(author, row)
-    command = UpdateContentCommand(Principal(author.id), row.id, status="published")
+    command = UpdateContentCommand(_creator(author.id), row.id, status="published")
     item = await UpdateContent(uow, _Cache()).execute(command)  # type: ignore[arg-type]
     assert item.published_at == first
     assert [type(e) for e in uow.events] == [ContentUpdated, ContentPublished]
@@ -123,6 +131,6 @@ async def test_editing_a_published_item_publishes_nothing_new() -> None:
     author = _author()
     row = _stored(author, status="published", published_at=dt.datetime(2026, 1, 3, tzinfo=dt.UTC))
     uow = _update_uow(author, row)
-    command = UpdateContentCommand(Principal(author.id), row.id, title="Edited")
+    command = UpdateContentCommand(_creator(author.id), row.id, title="Edited")
     await UpdateContent(uow, _Cache()).execute(command)  # type: ignore[arg-type]
     assert [type(e) for e in uow.events] == [ContentUpdated]

@@ -30,11 +30,13 @@ async def test_signup_creates_user_and_answers_201_with_location(client: httpx.A
         "country",
         "state",
         "role",
+        "is_active",
         "created_at",
     }
     assert user["email"] == "grace.hopper@example.com"
     assert user["display_name"] == "Amazing Grace"
-    assert user["role"] == "user"
+    assert user["role"] == "creator"  # SIGNUP_ROLE's default
+    assert user["is_active"] is True
     assert response.headers["location"] == f"/api/v1/users/{user['id']}"
     assert uuid.UUID(user["id"])
     assert user["created_at"].endswith(("Z", "+00:00"))
