@@ -75,12 +75,32 @@ async def current_principal(
     if not token:
         raise Unauthenticated()
     resources = request.app.state.resources
-    claims = access_claims(request.scope, token, resources.tokens)
-    if claims is None:
-        raise InvalidToken()
-    principal = await live_principal(resources.database.write_engine, claims)
+    principal = await principal_of(
+        request.scope, token, resources.tokens, resources.database.write_engine
+    )
     if principal is None:
         raise InvalidToken()
+    return principal
+
+
+_PRINCIPAL_KEY = "inkwell.principal"
+
+
+async def principal_of(
+    scope: Scope, token: str, tokens: TokenService, engine: AsyncEngine
+) -> Principal | None:
+    """The live principal of access token `token`, or None (invalid token, ended session).
+
+    Looked up at most once per request, whoever asks first (the command boundary before it
+    replays a stored answer, or the route), and only reused for the very same token.
+    """
+    cached = scope.get(_PRINCIPAL_KEY)
+    if cached is not None and cached[0] == token:
+        known: Principal | None = cached[1]
+        return known
+    claims = access_claims(scope, token, tokens)
+    principal = None if claims is None else await live_principal(engine, claims)
+    scope[_PRINCIPAL_KEY] = (token, principal)
     return principal
 
 
@@ -238,11 +258,18 @@ def caller_from_scope(scope: Scope, tokens: TokenService) -> str | None:
     token is who the caller claims to be, and an invalid or ended one yields a 401 from the
     route.
     """
+    token = bearer_token(scope)
+    if token is None:
+        return None
+    claims = access_claims(scope, token, tokens)
+    return str(claims.subject) if claims is not None else None
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The token of an `Authorization: Bearer …` header, if there is one."""
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer" or not token:
-                return None
-            claims = access_claims(scope, token.strip(), tokens)
-            return str(claims.subject) if claims is not None else None
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
     return None

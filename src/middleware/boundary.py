@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from src.core.db.uow import SqlUnitOfWork
 from src.core.errors.problems import send_error, send_problem, unexpected
 from src.core.errors.types import AppError
-from src.core.identity import caller_from_scope
+from src.core.identity import bearer_token, principal_of
 from src.core.resources import UNIT_OF_WORK_KEY
 from src.middleware.capture import CapturedResponse, read_whole_body, replaying, send_whole
 from src.middleware.idempotency.keys import fingerprint, parse_key
@@ -90,8 +90,19 @@ class CommandBoundary:
         body = await read_whole_body(receive)
         if body is None:  # the client left mid-body: nothing runs, the key stays free
             return
-        caller = caller_from_scope(scope, runtime.resources.tokens)
-        owner = f"user:{caller}" if caller else "anonymous"
+        owner = "anonymous"
+        token = bearer_token(scope)
+        if token is not None:
+            resources = runtime.resources
+            caller = await principal_of(
+                scope, token, resources.tokens, resources.database.write_engine
+            )
+            if caller is None:
+                # An invalid token or an ended session: nothing is replayed to it or stored
+                # for it; the route answers 401.
+                await self._run(scope, replaying(body, receive), send, runtime, None)
+                return
+            owner = f"user:{caller.user_id}"
         outcome = await runtime.idempotency.claim(owner, key, fingerprint(scope, body))
         if isinstance(outcome, StoredResponse):
             _count(runtime, "replayed")

@@ -43,6 +43,9 @@ from src.settings import Settings
 AUTH_PATHS = frozenset(
     {"/api/v1/signup", "/api/v1/auth/login", "/api/v1/auth/token", "/api/v1/auth/refresh"}
 )
+# Routes that check a password of a signed-in caller: the auth budget, per caller (a stolen
+# access token must not buy 600 guesses a minute at the current password).
+PASSWORD_PATHS = frozenset({"/api/v1/users/me/password"})
 # Polled by orchestrators and scrapers, and read by people: GET and HEAD only (a POST to
 # /health is junk like any other). The docs' own assets live under /docs/.
 _UNLIMITED_PATHS = frozenset(
@@ -112,7 +115,7 @@ class RateLimitMiddleware:
             return
         runtime = runtime_of(scope)
         auth = scope["path"] in AUTH_PATHS
-        policy = self.auth if auth else self.default
+        policy = self.auth if auth or scope["path"] in PASSWORD_PATHS else self.default
         client = (
             f"ip:{self._client_ip(scope)}"
             if auth

@@ -16,7 +16,7 @@ from src.core.tables import idempotency_records, users, users_read
 from src.slices.signup.commands import SignUp
 from src.slices.signup.events import UserSignedUp
 from tests.conftest import Backend
-from tests.helpers import assert_problem, signup_body
+from tests.helpers import assert_problem, authed_user, content_body, signup_body
 
 KEYED = pytest.mark.parametrize("keyed", [False, True], ids=["unkeyed", "keyed"])
 
@@ -150,3 +150,16 @@ async def test_anonymous_junk_with_fresh_keys_leaves_no_idempotency_rows(
             )
             assert response.status_code in (404, 405), (method, path)
     assert await rows(backend, idempotency_records) == 0
+
+
+async def test_an_ended_sessions_token_gets_no_replay(client: httpx.AsyncClient) -> None:
+    """A stolen token whose session ended cannot fetch a stored answer by replaying the key."""
+    author = await authed_user(client)
+    keyed = {**author["headers"], "Idempotency-Key": "before-logout"}
+    body = content_body()
+    assert (await client.post("/api/v1/content", json=body, headers=keyed)).status_code == 201
+    logout = {"refresh_token": author["tokens"]["refresh_token"]}
+    assert (await client.post("/api/v1/auth/logout", json=logout)).status_code == 204
+    replay = await client.post("/api/v1/content", json=body, headers=keyed)
+    assert_problem(replay, 401, "invalid_token")
+    assert "idempotent-replayed" not in replay.headers

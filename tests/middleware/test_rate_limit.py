@@ -143,7 +143,7 @@ async def test_an_auth_route_budget_is_per_address_whatever_token_is_sent(
         rate_limit_enabled=True, rate_limit_auth="3/minute", trusted_proxies=["127.0.0.0/8"]
     ) as client:
         tokens = client.app.state.resources.tokens  # type: ignore[attr-defined]
-        accounts = [tokens.issue_pair(uuid.uuid4()).access_token for _ in range(4)]
+        accounts = [tokens.issue_pair(uuid.uuid4(), uuid.uuid4()).access_token for _ in range(4)]
         attacker = "203.0.113.9"
         statuses = [
             (
@@ -185,3 +185,17 @@ async def test_head_on_probes_is_never_limited(make_client: Any) -> None:
                 response = await client.head(path)
                 assert response.status_code == 200, path
                 assert "ratelimit" not in response.headers
+
+
+async def test_password_changes_spend_the_auth_budget_of_the_caller(make_client: Any) -> None:
+    """A stolen access token buys auth-rate guesses at the current password, not 600 a minute."""
+    async with make_client(rate_limit_enabled=True, rate_limit_auth="3/minute") as client:
+        user = await authed_user(client)  # signup + login: from another address's budget
+        wrong = {"current_password": "not the password", "new_password": "another password"}
+        answers = [
+            await client.post("/api/v1/users/me/password", json=wrong, headers=user["headers"])
+            for _ in range(4)
+        ]
+    assert [a.status_code for a in answers[:3]] == [403, 403, 403]
+    assert_problem(answers[3], 429, "rate_limited")
+    assert answers[0].headers["ratelimit-policy"].startswith('"auth";q=3')
