@@ -36,11 +36,15 @@ run: install ## migrate the embedded SQLite database and serve on 127.0.0.1:8000
 migrate: install ## apply migrations to DATABASE_URL
 	$(BIN)/inkwell migrate
 
+# The suite spends most of its time waiting on real processes, sockets and databases, so it runs
+# in parallel worker processes (each with its own databases), a test file per worker at a time.
+TEST_WORKERS ?= 3
+
 test: install-dev lint ## lint, then the whole suite (SQLite, and PostgreSQL + Redis when reachable)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: install-dev ## the suite without the slow real-process fault tests
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 lint: install-dev ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

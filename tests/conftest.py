@@ -57,6 +57,9 @@ BASE_SETTINGS: dict[str, Any] = {
     "rate_limit_enabled": False,
     "jwt_secret": "test-secret-that-is-long-enough-for-hs256-0123456789",
     "db_pool_timeout_seconds": 5,
+    # A loaded CI machine can take seconds to accept a new PostgreSQL connection; the tests
+    # that are about connect timeouts set their own.
+    "db_connect_timeout_seconds": 10,
 }
 
 
