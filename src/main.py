@@ -40,6 +40,7 @@ from src.probes import router as probes
 from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
 from src.runtime import Runtime
 from src.settings import Settings
+from src.slices.ai import router as ai
 from src.slices.auth import router as auth
 from src.slices.content import projector as content_projector
 from src.slices.content import router as content
@@ -228,6 +229,7 @@ def create_app(
     app.include_router(content.router)
     app.include_router(content.own_content_router)
     app.include_router(content.tags_router)
+    app.include_router(ai.router)
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(CommandBoundary)
