@@ -41,7 +41,9 @@ def openai_settings(fake: FakeProvider, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(params=PROVIDERS)
-def provider_settings(request: pytest.FixtureRequest, fake_provider: FakeProvider) -> dict[str, Any]:
+def provider_settings(
+    request: pytest.FixtureRequest, fake_provider: FakeProvider
+) -> dict[str, Any]:
     """Settings for each provider in turn: the tests using it run on both."""
     if request.param == "openai":
         return openai_settings(fake_provider)

@@ -19,7 +19,9 @@ async def test_a_creator_gets_a_draft_written_by_the_provider(
         author = await authed_user(client)
         prompt = "Asyncio event loops for web developers"
         response = await client.post(
-            DRAFTS, json={"prompt": prompt, "tags": ["Python", "async io"]}, headers=author["headers"]
+            DRAFTS,
+            json={"prompt": prompt, "tags": ["Python", "async io"]},
+            headers=author["headers"],
         )
         assert response.status_code == 201, response.text
         draft = response.json()
@@ -28,7 +30,8 @@ async def test_a_creator_gets_a_draft_written_by_the_provider(
         assert draft["published_at"] is None
         assert draft["author"]["id"] == author["id"]
         assert draft["tags"] == ["async-io", "python"]
-        assert len(draft["title"]) >= 3 and len(draft["content"]) >= 10
+        assert len(draft["title"]) >= 3
+        assert len(draft["content"]) >= 10
         assert "Asyncio event loops" in draft["title"]
         # The content slice's own rules applied: a slug from the title, readable at once by
         # the author, and nobody else's to see.
@@ -36,7 +39,8 @@ async def test_a_creator_gets_a_draft_written_by_the_provider(
             "fake-draft"
         )
         mine = await client.get(response.headers["location"], headers=author["headers"])
-        assert mine.status_code == 200 and mine.json() == draft
+        assert mine.status_code == 200
+        assert mine.json() == draft
         assert (await client.get(response.headers["location"])).status_code == 404
         own = await client.get("/api/v1/users/me/content?status=draft", headers=author["headers"])
         assert [item["id"] for item in own.json()["items"]] == [draft["id"]]
@@ -86,7 +90,8 @@ async def test_the_offline_draft_is_grounded_in_published_content_and_names_its_
         )
         assert response.status_code == 201, response.text
         body = response.json()["content"]
-    assert source["slug"] in body and source["title"] in body
+    assert source["slug"] in body
+    assert source["title"] in body
     assert hidden["slug"] not in body  # drafts are never sources
     assert "gardening" not in body
     assert "inkwell-offline" in body
