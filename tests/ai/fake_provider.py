@@ -12,7 +12,8 @@ thread of its own (its own event loop), so the adapter talks HTTP to a separate 
 * `no_choices` — 200 `{"choices": []}`;
 * `no_usage` — like `ok`, without `usage`.
 
-`calls` counts chat-completion requests; `requests` keeps each one's headers and JSON body;
+`calls` counts chat-completion requests (`model_calls` those of `GET /v1/models`);
+`requests` keeps each one's headers and JSON body;
 `first_token_seconds` records, per streamed call, the server's own time from receiving the
 request to writing the first chunk (for measuring the adapter's overhead).
 """
@@ -53,6 +54,7 @@ class FakeProvider:
     retry_after: int = 7
     chunk_words: int = 1
     calls: int = 0
+    model_calls: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     first_token_seconds: list[float] = field(default_factory=list)
     port: int = 0
@@ -66,12 +68,14 @@ class FakeProvider:
     def reset(self) -> None:
         self.mode, self.delay, self.retry_after = "ok", 0.0, 7
         self.calls = 0
+        self.model_calls = 0
         self.requests.clear()
         self.first_token_seconds.clear()
 
     # --- the HTTP peer ----------------------------------------------------------------------
 
     async def _models(self, request: Request) -> Response:
+        self.model_calls += 1
         if self.mode == "error":
             return JSONResponse({"error": "down"}, status_code=500)
         return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
