@@ -57,6 +57,7 @@ class FakeProvider:
     model_calls: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     first_token_seconds: list[float] = field(default_factory=list)
+    answer_seconds: list[float] = field(default_factory=list)
     port: int = 0
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -71,6 +72,7 @@ class FakeProvider:
         self.model_calls = 0
         self.requests.clear()
         self.first_token_seconds.clear()
+        self.answer_seconds.clear()
 
     # --- the HTTP peer ----------------------------------------------------------------------
 
@@ -122,7 +124,9 @@ class FakeProvider:
         }
         if mode != "no_usage":
             answer["usage"] = usage
-        return JSONResponse(answer)
+        response = JSONResponse(answer)
+        self.answer_seconds.append(time.perf_counter() - received)
+        return response
 
     async def _chunks(
         self, text: str, usage: dict[str, int], body: dict[str, Any], mode: str, received: float
@@ -156,6 +160,23 @@ class FakeProvider:
             yield f"data: {json.dumps(final)}\n\n".encode()
         yield b"data: [DONE]\n\n"
 
+    async def _control(self, request: Request) -> Response:
+        """`GET /control` the figures (and empties them); `POST /control` sets `mode` and
+        `delay` (for a fake run as its own process)."""
+        if request.method == "POST":
+            wanted = await request.json()
+            self.mode = str(wanted.get("mode", self.mode))
+            self.delay = float(wanted.get("delay", self.delay))
+            return JSONResponse({"mode": self.mode, "delay": self.delay})
+        figures = {
+            "calls": self.calls,
+            "first_token_seconds": list(self.first_token_seconds),
+            "answer_seconds": list(self.answer_seconds),
+        }
+        self.first_token_seconds.clear()
+        self.answer_seconds.clear()
+        return JSONResponse(figures)
+
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> FakeProvider:
@@ -163,10 +184,16 @@ class FakeProvider:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/control", self._control, methods=["GET", "POST"]),
             ]
         )
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", access_log=False
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -184,3 +211,15 @@ class FakeProvider:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+if __name__ == "__main__":  # a fake of its own process: python -m tests.ai.fake_provider PORT
+    import sys
+
+    server = FakeProvider(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0).start()
+    print(server.port, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()

@@ -1,0 +1,180 @@
+"""What the AI provider port costs per call, and how fast each failure is answered.
+
+Against the fake OpenAI-compatible server (`tests/ai/fake_provider.py`) run as a process of
+its own on 127.0.0.1 (so the two event loops share no interpreter lock), through
+`OpenAICompatibleProvider` as shipped:
+
+1. streaming: the time to the first streamed token through the adapter, minus the fake's own
+   time from receiving the request to writing its first chunk — the port's overhead on the
+   first token (loopback, httpx, the SSE parsing);
+2. non-streaming: a whole `complete()` call, minus the fake's own time to build the answer;
+   and a bare `httpx` POST of the same request beside it (what the adapter adds to httpx);
+3. the failure answers: how long `AIUnavailable` takes to arrive for a provider that never
+   answers (`AI_TIMEOUT_SECONDS=1`), a refused connection, a 500 and a 429.
+
+It prints figures (median, p90, p99 in ms) and asserts nothing: a machine shared with other
+work is noisy, so compare lines of one run, not runs.
+
+    .venv/bin/python loadtests/ai_overhead.py [--iterations 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from src.core.ai.openai_compatible import OpenAICompatibleProvider  # noqa: E402
+from src.core.ai.port import AIUnavailable, ChatMessage, Completion  # noqa: E402
+from src.core.ai.prompts import DRAFT_SYSTEM_PROMPT  # noqa: E402
+
+MESSAGES = (
+    ChatMessage("system", DRAFT_SYSTEM_PROMPT),
+    ChatMessage("user", "Measuring the overhead of an AI provider port"),
+)
+
+
+def _ms(values: list[float]) -> str:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return (
+        f"median {statistics.median(ordered) * 1000:7.3f}  p90 {at(0.9):7.3f}  "
+        f"p99 {at(0.99):7.3f} ms  (n={len(ordered)})"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _control(client: httpx.AsyncClient, base: str, **wanted: object) -> dict[str, object]:
+    if wanted:
+        await client.post(f"{base}/control", json=wanted)
+        return {}
+    figures: dict[str, object] = (await client.get(f"{base}/control")).json()
+    return figures
+
+
+async def measure(iterations: int, port: int) -> None:
+    root = f"http://127.0.0.1:{port}"
+    base = f"{root}/v1"
+    control = httpx.AsyncClient()
+    adapter = OpenAICompatibleProvider(base, "fake-model", None, 30.0)
+    bare = httpx.AsyncClient()
+    body = {
+        "model": "fake-model",
+        "messages": [{"role": m.role, "content": m.content} for m in MESSAGES],
+    }
+    try:
+        for _ in range(20):  # warm the pools
+            await adapter.complete(MESSAGES)
+            [piece async for piece in adapter.stream(MESSAGES)]
+        await _control(control, root)
+
+        first_tokens: list[float] = []
+        for _ in range(iterations):
+            start = time.perf_counter()
+            first = None
+            async for piece in adapter.stream(MESSAGES):
+                if first is None and isinstance(piece, str):
+                    first = time.perf_counter() - start
+            assert first is not None and isinstance(piece, Completion)
+            first_tokens.append(first)
+        fake_first = list((await _control(control, root))["first_token_seconds"])  # type: ignore[call-overload]
+        overhead = [a - b for a, b in zip(first_tokens, fake_first, strict=True)]
+
+        # Interleaved, so both see the same load: the adapter's call, then a bare POST.
+        whole: list[float] = []
+        raw: list[float] = []
+        for _ in range(iterations):
+            start = time.perf_counter()
+            await adapter.complete(MESSAGES)
+            whole.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            (await bare.post(f"{base}/chat/completions", json=body)).json()
+            raw.append(time.perf_counter() - start)
+        answers = list((await _control(control, root))["answer_seconds"])  # type: ignore[call-overload]
+        fake_answer = answers[0::2]
+        whole_overhead = [a - b for a, b in zip(whole, fake_answer, strict=True)]
+        raw_overhead = [a - b for a, b in zip(raw, answers[1::2], strict=True)]
+
+        print(f"streaming, first token through the adapter   {_ms(first_tokens)}")
+        print(f"  the fake's own time to its first chunk      {_ms(fake_first)}")
+        print(f"  => the port's first-token overhead          {_ms(overhead)}")
+        print(f"non-streaming complete() through the adapter {_ms(whole)}")
+        print(f"  the fake's own time to build the answer     {_ms(fake_answer)}")
+        print(f"  => the port's per-call overhead             {_ms(whole_overhead)}")
+        print(f"bare httpx POST + json() of the same request {_ms(raw)}")
+        print(f"  => bare httpx's per-call overhead           {_ms(raw_overhead)}")
+
+        async def failure(provider: OpenAICompatibleProvider, n: int) -> list[float]:
+            seconds = []
+            for _ in range(n):
+                start = time.perf_counter()
+                try:
+                    await provider.complete(MESSAGES)
+                except AIUnavailable:
+                    seconds.append(time.perf_counter() - start)
+            return seconds
+
+        await _control(control, root, mode="slow", delay=5.0)
+        impatient = OpenAICompatibleProvider(base, "fake-model", None, 1.0)
+        print(f"failure: no answer, AI_TIMEOUT_SECONDS=1     {_ms(await failure(impatient, 5))}")
+        await impatient.aclose()
+        await _control(control, root, mode="error", delay=0.0)
+        print(f"failure: 500                                 {_ms(await failure(adapter, 50))}")
+        await _control(control, root, mode="rate_limited")
+        print(f"failure: 429                                 {_ms(await failure(adapter, 50))}")
+        refused = OpenAICompatibleProvider(
+            f"http://127.0.0.1:{_free_port()}/v1", "fake-model", None, 30.0
+        )
+        print(f"failure: connection refused                  {_ms(await failure(refused, 50))}")
+        await refused.aclose()
+        await _control(control, root, mode="ok")
+    finally:
+        await adapter.aclose()
+        await bare.aclose()
+        await control.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=300)
+    options = parser.parse_args()
+    port = _free_port()
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "tests.ai.fake_provider", str(port)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert fake.stdout is not None
+        fake.stdout.readline()  # the port, once it listens
+        try:
+            import uvloop
+
+            uvloop.run(measure(options.iterations, port))
+        except ImportError:
+            asyncio.run(measure(options.iterations, port))
+    finally:
+        fake.terminate()
+        fake.wait(10)
+
+
+if __name__ == "__main__":
+    main()
