@@ -33,9 +33,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.core.ai.openai_compatible import OpenAICompatibleProvider  # noqa: E402
-from src.core.ai.port import AIUnavailable, ChatMessage, Completion  # noqa: E402
-from src.core.ai.prompts import DRAFT_SYSTEM_PROMPT  # noqa: E402
+from src.core.ai.openai_compatible import OpenAICompatibleProvider
+from src.core.ai.port import AIUnavailable, ChatMessage, Completion
+from src.core.ai.prompts import DRAFT_SYSTEM_PROMPT
 
 MESSAGES = (
     ChatMessage("system", DRAFT_SYSTEM_PROMPT),
@@ -92,7 +92,8 @@ async def measure(iterations: int, port: int) -> None:
             async for piece in adapter.stream(MESSAGES):
                 if first is None and isinstance(piece, str):
                     first = time.perf_counter() - start
-            assert first is not None and isinstance(piece, Completion)
+            assert first is not None
+            assert isinstance(piece, Completion)
             first_tokens.append(first)
         fake_first = list((await _control(control, root))["first_token_seconds"])  # type: ignore[call-overload]
         overhead = [a - b for a, b in zip(first_tokens, fake_first, strict=True)]
@@ -156,7 +157,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=300)
     options = parser.parse_args()
     port = _free_port()
-    fake = subprocess.Popen(
+    fake = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "tests.ai.fake_provider", str(port)],
         cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.PIPE,
