@@ -85,8 +85,14 @@ async def measure(iterations: int, port: int) -> None:
             [piece async for piece in adapter.stream(MESSAGES)]
         await _control(control, root)
 
+        # Interleaved: a stream through the adapter, then the same stream read with bare
+        # httpx (what the adapter adds on top of the HTTP client itself).
+        stream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         first_tokens: list[float] = []
-        for _ in range(iterations):
+        bare_first: list[float] = []
+        order: list[str] = []
+
+        async def through_adapter() -> None:
             start = time.perf_counter()
             first = None
             async for piece in adapter.stream(MESSAGES):
@@ -95,8 +101,28 @@ async def measure(iterations: int, port: int) -> None:
             assert first is not None
             assert isinstance(piece, Completion)
             first_tokens.append(first)
-        fake_first = list((await _control(control, root))["first_token_seconds"])  # type: ignore[call-overload]
+            order.append("adapter")
+
+        async def through_httpx() -> None:
+            start = time.perf_counter()
+            first = None
+            async with bare.stream("POST", f"{base}/chat/completions", json=stream_body) as answer:
+                async for line in answer.aiter_lines():
+                    if first is None and line.startswith("data:"):
+                        first = time.perf_counter() - start
+            assert first is not None
+            bare_first.append(first)
+            order.append("bare")
+
+        for n in range(iterations):  # alternating which goes first
+            pair = (through_adapter, through_httpx) if n % 2 else (through_httpx, through_adapter)
+            for run in pair:
+                await run()
+        fakes = list((await _control(control, root))["first_token_seconds"])  # type: ignore[call-overload]
+        fake_first = [f for f, who in zip(fakes, order, strict=True) if who == "adapter"]
+        fake_bare = [f for f, who in zip(fakes, order, strict=True) if who == "bare"]
         overhead = [a - b for a, b in zip(first_tokens, fake_first, strict=True)]
+        bare_overhead = [a - b for a, b in zip(bare_first, fake_bare, strict=True)]
 
         # Interleaved, so both see the same load: the adapter's call, then a bare POST.
         whole: list[float] = []
@@ -116,6 +142,8 @@ async def measure(iterations: int, port: int) -> None:
         print(f"streaming, first token through the adapter   {_ms(first_tokens)}")
         print(f"  the fake's own time to its first chunk      {_ms(fake_first)}")
         print(f"  => the port's first-token overhead          {_ms(overhead)}")
+        print(f"bare httpx stream, first data line           {_ms(bare_first)}")
+        print(f"  => bare httpx's first-token overhead        {_ms(bare_overhead)}")
         print(f"non-streaming complete() through the adapter {_ms(whole)}")
         print(f"  the fake's own time to build the answer     {_ms(fake_answer)}")
         print(f"  => the port's per-call overhead             {_ms(whole_overhead)}")

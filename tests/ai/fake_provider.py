@@ -86,7 +86,10 @@ class FakeProvider:
         received = time.perf_counter()
         self.calls += 1
         body = await request.json()
-        self.requests.append({"headers": dict(request.headers), "body": body})
+        client = request.client
+        self.requests.append(
+            {"headers": dict(request.headers), "body": body, "peer": client and client.port}
+        )
         mode = self.mode
         if mode == "slow":
             await asyncio.sleep(self.delay)

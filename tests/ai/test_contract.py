@@ -159,3 +159,20 @@ async def test_a_trickling_stream_is_cut_at_the_total_deadline(
     assert "0.6s" in raised.value.reason
     assert 0 < len(received) < 10  # some text came, then the deadline cut it
     assert not any(isinstance(piece, Completion) for piece in received)
+
+
+async def test_a_finished_stream_gives_its_connection_back_to_the_pool(
+    fake_provider: FakeProvider,
+) -> None:
+    # A response closed before the end of its chunked body is discarded by the pool: every
+    # streamed call would then pay a new connection.
+    adapter = OpenAICompatibleProvider(fake_provider.base_url, "fake-model", None, 2.0)
+    try:
+        for _ in range(3):
+            [piece async for piece in adapter.stream(MESSAGES)]
+            await adapter.complete(MESSAGES)
+    finally:
+        await adapter.aclose()
+    peers = {sent["peer"] for sent in fake_provider.requests}
+    assert len(fake_provider.requests) == 6
+    assert len(peers) == 1  # one connection (one client port) served every call

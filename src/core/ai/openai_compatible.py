@@ -43,6 +43,7 @@ from src.core.ai.port import (
 _DEFAULT_RETRY_AFTER = 5
 _MAX_RETRY_AFTER = 3600
 _PROBE_CACHE_SECONDS = 5.0
+_DRAIN_SECONDS = 0.5
 
 
 def retry_after_of(response: httpx.Response) -> int:
@@ -80,6 +81,19 @@ def _usage(data: dict[str, Any]) -> tuple[int, int] | None:
     if isinstance(prompt, int) and isinstance(completion, int):
         return max(0, prompt), max(0, completion)
     return None
+
+
+async def _drain(lines: AsyncIterator[str], deadline: float) -> None:
+    """Read what follows `[DONE]` (the end of the chunked body), so the connection goes back
+    to the pool: a response closed before its end is discarded, and the next call would pay a
+    new connection. Briefly: a server that keeps talking just loses its connection."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout_at(min(deadline, loop.time() + _DRAIN_SECONDS)):
+            async for _ in lines:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass
 
 
 class OpenAICompatibleProvider:
@@ -195,6 +209,7 @@ class OpenAICompatibleProvider:
                     continue  # blank separators, comments (`: keep-alive`), `event:` lines
                 payload = line[5:].strip()
                 if payload == "[DONE]":
+                    await _drain(lines, deadline)
                     break
                 try:
                     chunk = json.loads(payload)
