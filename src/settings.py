@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     def _openai_needs_endpoint_and_model(self) -> Settings:
         if self.ai_provider == "openai" and not (self.ai_base_url and self.ai_model):
             raise ValueError("AI_PROVIDER=openai needs AI_BASE_URL and AI_MODEL")
+        if self.ai_base_url and not self.ai_base_url.startswith(("http://", "https://")):
+            raise ValueError("AI_BASE_URL must be an http:// or https:// URL")
         return self
 
     @property

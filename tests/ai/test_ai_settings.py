@@ -24,6 +24,11 @@ def test_openai_without_an_endpoint_or_model_is_refused() -> None:
         Settings(_env_file=None, ai_provider="openai", ai_base_url="http://x/v1")  # type: ignore[call-arg]
 
 
+def test_a_base_url_that_is_not_http_is_refused() -> None:
+    with pytest.raises(ValueError, match="AI_BASE_URL must be an http"):
+        Settings(_env_file=None, ai_provider="openai", ai_model="m", ai_base_url="127.0.0.1:11434")  # type: ignore[call-arg]
+
+
 def test_the_key_is_masked_in_the_settings_repr() -> None:
     settings = Settings(_env_file=None, ai_api_key="sk-very-secret-value")  # type: ignore[call-arg]
     assert "sk-very-secret-value" not in repr(settings)

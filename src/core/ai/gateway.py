@@ -68,8 +68,8 @@ class AICall:
     async def complete(self, messages: Sequence[ChatMessage]) -> Completion:
         try:
             completion = await self.provider.complete(messages)
-        except AIUnavailable:
-            self.observer.requested(self.provider.name, self.operation, "unavailable")
+        except AIUnavailable as error:
+            self._failed(error)
             raise
         self._record(completion)
         return completion
@@ -81,8 +81,8 @@ class AICall:
                 if isinstance(piece, Completion):
                     self._record(piece)
                 yield piece
-        except AIUnavailable:
-            self.observer.requested(self.provider.name, self.operation, "unavailable")
+        except AIUnavailable as error:
+            self._failed(error)
             raise
 
     def add_tokens(self, tokens: int) -> None:
@@ -94,6 +94,18 @@ class AICall:
         """Charge this call's tokens in the command's transaction (and give the lease back)."""
         await self.budget.charge(uow, self.ticket, self.tokens)
         self.charged = True
+
+    def _failed(self, error: AIUnavailable) -> None:
+        self.observer.requested(self.provider.name, self.operation, "unavailable")
+        # The reason names the failure (a timeout, a status, an exception type), never the key
+        # or the provider's answer.
+        logger.warning(
+            "AI provider call failed: {} (provider={}, operation={}, retry_after={})",
+            error.reason,
+            self.provider.name,
+            self.operation,
+            error.retry_after,
+        )
 
     def _record(self, completion: Completion) -> None:
         self.completions.append(completion)
