@@ -10,7 +10,8 @@ thread of its own (its own event loop), so the adapter talks HTTP to a separate 
 * `error` — 500; `rate_limited` — 429 with `Retry-After: retry_after`; `unauthorized` — 401;
 * `malformed` — 200 with a body that is not JSON (or SSE lines that are not JSON);
 * `no_choices` — 200 `{"choices": []}`;
-* `no_usage` — like `ok`, without `usage`.
+* `no_usage` — like `ok`, without `usage`;
+* `huge` — an answer of 5 MiB (whole, or as 80 chunks of 64 KiB).
 
 `calls` counts chat-completion requests (`model_calls` those of `GET /v1/models`);
 `requests` keeps each one's headers and JSON body;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -45,6 +47,13 @@ def answer_text(messages: list[dict[str, Any]]) -> str:
         f"This body was written by the fake provider for the prompt: {prompt}\n\n"
         "It has a second paragraph, so the body is long enough."
     )
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (a provider that refuses connections)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -106,6 +115,8 @@ class FakeProvider:
         if mode == "no_choices":
             return JSONResponse({"id": "x", "choices": []})
         text = answer_text(body["messages"])
+        if mode == "huge":
+            text = "x" * (5 * 1024 * 1024)
         usage = {"prompt_tokens": 11, "completion_tokens": 13, "total_tokens": 24}
         if body.get("stream"):
             return StreamingResponse(
@@ -136,6 +147,12 @@ class FakeProvider:
     ) -> AsyncIterator[bytes]:
         if mode == "malformed":
             yield b"data: {not json\n\n"
+            return
+        if mode == "huge":
+            piece = {"choices": [{"index": 0, "delta": {"content": "y" * 65536}}]}
+            for _ in range(80):
+                yield f"data: {json.dumps(piece)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
             return
         words = text.split(" ")
         pieces = [

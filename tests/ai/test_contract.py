@@ -176,3 +176,19 @@ async def test_a_finished_stream_gives_its_connection_back_to_the_pool(
     peers = {sent["peer"] for sent in fake_provider.requests}
     assert len(fake_provider.requests) == 6
     assert len(peers) == 1  # one connection (one client port) served every call
+
+
+async def test_an_answer_too_large_to_be_useful_is_refused_not_read_on(
+    fake_provider: FakeProvider,
+) -> None:
+    fake_provider.mode = "huge"  # 5 MiB, whole or streamed
+    adapter = OpenAICompatibleProvider(fake_provider.base_url, "fake-model", None, 5.0)
+    try:
+        with pytest.raises(AIUnavailable) as whole:
+            await adapter.complete(MESSAGES)
+        with pytest.raises(AIUnavailable) as streamed:
+            [piece async for piece in adapter.stream(MESSAGES)]
+    finally:
+        await adapter.aclose()
+    assert whole.value.reason == "the provider's answer is too large"
+    assert streamed.value.reason == "the provider's answer is too long"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,17 +13,11 @@ import pytest
 
 from src.core.ai.budget import seconds_to_midnight
 from tests.ai.conftest import openai_settings
-from tests.ai.fake_provider import FakeProvider
+from tests.ai.fake_provider import FakeProvider, closed_port
 from tests.helpers import assert_problem, authed_user
 
 DRAFTS = "/api/v1/ai/drafts"
 FAKE_CALL_TOKENS = 24  # the fake's usage: 11 prompt + 13 completion
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _used(client: Any, user: dict[str, Any]) -> int:

@@ -11,8 +11,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.ai.conftest import FAKE_API_KEY, openai_settings
-from tests.ai.fake_provider import FAKE_MODEL_ANSWERED, FakeProvider
-from tests.ai.test_failures import closed_port
+from tests.ai.fake_provider import FAKE_MODEL_ANSWERED, FakeProvider, closed_port
 from tests.helpers import authed_user
 
 DRAFTS = "/api/v1/ai/drafts"

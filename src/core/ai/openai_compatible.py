@@ -44,6 +44,10 @@ _DEFAULT_RETRY_AFTER = 5
 _MAX_RETRY_AFTER = 3600
 _PROBE_CACHE_SECONDS = 5.0
 _DRAIN_SECONDS = 0.5
+# What one answer may weigh: far above any draft (50,000 characters) or chat reply, and far
+# below what would strain the process. Beyond it the answer is refused, not read on.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+MAX_ANSWER_CHARS = 1024 * 1024
 
 
 def retry_after_of(response: httpx.Response) -> int:
@@ -81,6 +85,19 @@ def _usage(data: dict[str, Any]) -> tuple[int, int] | None:
     if isinstance(prompt, int) and isinstance(completion, int):
         return max(0, prompt), max(0, completion)
     return None
+
+
+async def _read_bounded(response: httpx.Response) -> bytes:
+    """The body of `response`, or `AIUnavailable` once it outgrows `MAX_ANSWER_BYTES`."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise AIUnavailable("the provider's answer is too large")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise AIUnavailable("the provider's answer is too large")
+    return bytes(body)
 
 
 async def _drain(lines: AsyncIterator[str], deadline: float) -> None:
@@ -145,18 +162,24 @@ class OpenAICompatibleProvider:
         return body
 
     async def complete(self, messages: Sequence[ChatMessage]) -> Completion:
-        url = f"{self.base_url}/chat/completions"
+        request = self._client.build_request(
+            "POST", f"{self.base_url}/chat/completions", json=self._body(messages, stream=False)
+        )
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                response = await self._client.post(url, json=self._body(messages, stream=False))
+                response = await self._client.send(request, stream=True)
+                try:
+                    if response.status_code != 200:
+                        raise _refusal(response)
+                    raw = await _read_bounded(response)
+                finally:
+                    await response.aclose()
         except TimeoutError:
             raise AIUnavailable(f"no answer within {self.timeout_seconds:g}s") from None
         except httpx.HTTPError as error:
             raise AIUnavailable(f"cannot reach the provider ({type(error).__name__})") from None
-        if response.status_code != 200:
-            raise _refusal(response)
         try:
-            data = response.json()
+            data = json.loads(raw)
             text = data["choices"][0]["message"]["content"]
         except (ValueError, LookupError, TypeError):
             raise AIUnavailable("malformed answer from the provider") from None
@@ -186,6 +209,7 @@ class OpenAICompatibleProvider:
             if response.status_code != 200:
                 raise _refusal(response)
             parts: list[str] = []
+            received = 0
             usage: tuple[int, int] | None = None
             model = self.model
             lines = response.aiter_lines()
@@ -222,6 +246,9 @@ class OpenAICompatibleProvider:
                     model = chunk["model"]
                 usage = _usage(chunk) or usage
                 if isinstance(text, str) and text:
+                    received += len(text)
+                    if received > MAX_ANSWER_CHARS:
+                        raise AIUnavailable("the provider's answer is too long")
                     parts.append(text)
                     yield text
             whole = "".join(parts)
