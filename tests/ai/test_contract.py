@@ -161,16 +161,24 @@ async def test_a_trickling_stream_is_cut_at_the_total_deadline(
     assert not any(isinstance(piece, Completion) for piece in received)
 
 
-async def test_a_finished_stream_gives_its_connection_back_to_the_pool(
+async def _consume(provider: AIProvider) -> list[str | Completion]:
+    return [piece async for piece in provider.stream(MESSAGES)]
+
+
+async def test_finished_calls_give_their_connection_back_to_the_pool(
     fake_provider: FakeProvider,
 ) -> None:
-    # A response closed before the end of its chunked body is discarded by the pool: every
-    # streamed call would then pay a new connection.
+    # A response closed before the end of its body is discarded by the pool: every streamed
+    # call, and every call after an error answer, would then pay a new connection.
     adapter = OpenAICompatibleProvider(fake_provider.base_url, "fake-model", None, 2.0)
     try:
-        for _ in range(3):
-            [piece async for piece in adapter.stream(MESSAGES)]
-            await adapter.complete(MESSAGES)
+        for mode in ("ok", "error", "rate_limited"):
+            fake_provider.mode = mode
+            for call in (lambda: adapter.complete(MESSAGES), lambda: _consume(adapter)):
+                try:
+                    await call()
+                except AIUnavailable:
+                    assert mode != "ok"
     finally:
         await adapter.aclose()
     peers = {sent["peer"] for sent in fake_provider.requests}

@@ -44,6 +44,7 @@ _DEFAULT_RETRY_AFTER = 5
 _MAX_RETRY_AFTER = 3600
 _PROBE_CACHE_SECONDS = 5.0
 _DRAIN_SECONDS = 0.5
+_DISCARD_BYTES = 64 * 1024
 # What one answer may weigh: far above any draft (50,000 characters) or chat reply, and far
 # below what would strain the process. Beyond it the answer is refused, not read on.
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
@@ -98,6 +99,16 @@ async def _read_bounded(response: httpx.Response) -> bytes:
         if len(body) > MAX_ANSWER_BYTES:
             raise AIUnavailable("the provider's answer is too large")
     return bytes(body)
+
+
+async def _discard_small_body(response: httpx.Response) -> None:
+    """Read (and drop) an error answer's body when it is small, so its connection can be
+    reused: the pool discards a connection whose response was closed unread."""
+    declared = response.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > _DISCARD_BYTES:
+        return  # unknown or large: let the connection go instead
+    async for _ in response.aiter_bytes():
+        pass
 
 
 async def _drain(lines: AsyncIterator[str], deadline: float) -> None:
@@ -170,6 +181,7 @@ class OpenAICompatibleProvider:
                 response = await self._client.send(request, stream=True)
                 try:
                     if response.status_code != 200:
+                        await _discard_small_body(response)
                         raise _refusal(response)
                     raw = await _read_bounded(response)
                 finally:
@@ -207,6 +219,11 @@ class OpenAICompatibleProvider:
             raise AIUnavailable(f"cannot reach the provider ({type(error).__name__})") from None
         try:
             if response.status_code != 200:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await _discard_small_body(response)
+                except (TimeoutError, httpx.HTTPError):
+                    pass
                 raise _refusal(response)
             parts: list[str] = []
             received = 0
