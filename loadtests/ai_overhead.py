@@ -10,7 +10,9 @@ its own on 127.0.0.1 (so the two event loops share no interpreter lock), through
 2. non-streaming: a whole `complete()` call, minus the fake's own time to build the answer;
    and a bare `httpx` POST of the same request beside it (what the adapter adds to httpx);
 3. the failure answers: how long `AIUnavailable` takes to arrive for a provider that never
-   answers (`AI_TIMEOUT_SECONDS=1`), a refused connection, a 500 and a 429.
+   answers (`AI_TIMEOUT_SECONDS=1`), a refused connection, a 500 and a 429;
+4. what the token budget adds to each call, on an embedded SQLite file: the admission (its own
+   short write transaction) and the charge (one UPDATE in a command's transaction).
 
 It prints figures (median, p90, p99 in ms) and asserts nothing: a machine shared with other
 work is noisy, so compare lines of one run, not runs.
@@ -180,6 +182,55 @@ async def measure(iterations: int, port: int) -> None:
         await control.aclose()
 
 
+async def measure_budget(iterations: int) -> None:
+    import datetime as dt
+    import tempfile
+    import uuid
+
+    from src.core.ai.budget import TokenBudget
+    from src.core.db.engines import Database
+    from src.core.db.uow import SqlUnitOfWork, command_transaction
+    from src.core.events import EventDispatcher
+    from src.core.tables import ai_usage, metadata, users
+    from src.settings import Settings
+
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{folder}/b.db")  # type: ignore[call-arg]
+        database = Database(settings)
+        engine = database.write_engine
+        user_id = uuid.uuid4()
+        now = dt.datetime.now(dt.UTC)
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: metadata.create_all(sync, tables=[users, ai_usage])
+            )
+            await connection.execute(
+                users.insert().values(
+                    id=user_id,
+                    name="n",
+                    email="e@example.com",
+                    password_hash="x",  # noqa: S106 - a placeholder row
+                    display_name="n",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        budget = TokenBudget(engine, 10**12, lease_seconds=45, wait_seconds=30)
+        admit: list[float] = []
+        charge: list[float] = []
+        for _ in range(iterations):
+            start = time.perf_counter()
+            ticket = await budget.admit(user_id)
+            admit.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            async with command_transaction(SqlUnitOfWork(engine, EventDispatcher())) as uow:
+                await budget.charge(uow, ticket, 24)
+            charge.append(time.perf_counter() - start)
+        await database.dispose()
+    print(f"budget admission (SQLite, own transaction)   {_ms(admit)}")
+    print(f"budget charge + commit (SQLite, alone)       {_ms(charge)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=300)
@@ -198,8 +249,10 @@ def main() -> None:
             import uvloop
 
             uvloop.run(measure(options.iterations, port))
+            uvloop.run(measure_budget(options.iterations))
         except ImportError:
             asyncio.run(measure(options.iterations, port))
+            asyncio.run(measure_budget(options.iterations))
     finally:
         fake.terminate()
         fake.wait(10)
