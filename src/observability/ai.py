@@ -15,7 +15,8 @@ wiring (`src/main.py`):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -77,19 +78,22 @@ class InstrumentedProvider:
         finally:
             span.end()
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str | Completion]:
+    async def stream(
+        self, messages: Sequence[ChatMessage]
+    ) -> AsyncGenerator[str | Completion, None]:
         # The span is not made current: a context attached inside an async generator would
         # leak into the consumer between chunks.
         span = self._span(streaming=True)
         first = True
         try:
-            async for piece in self._inner.stream(messages):
-                if isinstance(piece, Completion):
-                    self._finish(span, piece)
-                elif first:
-                    span.add_event("gen_ai.first_token")
-                    first = False
-                yield piece
+            async with contextlib.aclosing(self._inner.stream(messages)) as pieces:
+                async for piece in pieces:
+                    if isinstance(piece, Completion):
+                        self._finish(span, piece)
+                    elif first:
+                        span.add_event("gen_ai.first_token")
+                        first = False
+                    yield piece
         except AIUnavailable as error:
             self._fail(span, error)
             raise

@@ -3,6 +3,7 @@ OpenAI-compatible adapter talking HTTP to the fake server."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -200,3 +201,28 @@ async def test_an_answer_too_large_to_be_useful_is_refused_not_read_on(
         await adapter.aclose()
     assert whole.value.reason == "the provider's answer is too large"
     assert streamed.value.reason == "the provider's answer is too long"
+
+
+async def test_a_consumer_that_stops_early_closes_the_providers_stream_at_once(
+    fake_provider: FakeProvider,
+) -> None:
+    from src.core.ai.gateway import AICall, AIGateway
+    from src.observability.ai import InstrumentedProvider
+
+    fake_provider.mode, fake_provider.delay = "trickle", 0.05
+    adapter = OpenAICompatibleProvider(fake_provider.base_url, "fake-model", None, 5.0)
+    unobserved = AIGateway.__dataclass_fields__["observer"].default_factory()  # type: ignore[misc]
+    call = AICall(InstrumentedProvider(adapter), None, unobserved, "chat", None)  # type: ignore[arg-type]
+    pool = adapter._client._transport._pool  # type: ignore[attr-defined]
+    try:
+        async with contextlib.aclosing(call.stream(MESSAGES)) as pieces:
+            async for piece in pieces:
+                assert isinstance(piece, str)
+                assert len(pool.connections) == 1
+                break  # the client left after the first chunk
+        # Closing the gateway's stream closed every layer under it (the instrumented
+        # provider, the adapter), not left for the garbage collector: the unfinished
+        # response, and with it the connection, are gone.
+        assert pool.connections == []
+    finally:
+        await adapter.aclose()

@@ -2,7 +2,8 @@
 
 ```python
 async with resources.ai.call(principal.user_id, "draft") as call:  # admission: 429 / wait
-    completion = await call.complete(messages)  # or: async for piece in call.stream(messages)
+    completion = await call.complete(messages)  # or stream, closed even when left early:
+    # async with contextlib.aclosing(call.stream(messages)) as pieces: async for piece in pieces
     await call.charge(uow)  # in the command's transaction, before its other writes
     ...                     # write what the call produced
 ```
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -74,13 +75,18 @@ class AICall:
         self._record(completion)
         return completion
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str | Completion]:
+    async def stream(
+        self, messages: Sequence[ChatMessage]
+    ) -> AsyncGenerator[str | Completion, None]:
         """The provider's chunks, then its final `Completion` (recorded for the charge)."""
         try:
-            async for piece in self.provider.stream(messages):
-                if isinstance(piece, Completion):
-                    self._record(piece)
-                yield piece
+            # Closed here when the consumer stops early (a client that left), so the provider
+            # lets its connection go at once rather than when the generator is collected.
+            async with contextlib.aclosing(self.provider.stream(messages)) as pieces:
+                async for piece in pieces:
+                    if isinstance(piece, Completion):
+                        self._record(piece)
+                    yield piece
         except AIUnavailable as error:
             self._failed(error)
             raise

@@ -17,7 +17,7 @@ the text's length / 4 (prompt: every message; completion: the answer).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from src.core.ai.port import ChatMessage, Completion, estimate_prompt_tokens, estimate_tokens
@@ -86,7 +86,9 @@ class OfflineProvider:
             completion_tokens=estimate_tokens(text),
         )
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str | Completion]:
+    async def stream(
+        self, messages: Sequence[ChatMessage]
+    ) -> AsyncGenerator[str | Completion, None]:
         completion = await self.complete(messages)
         # Word by word, as a model would stream it; the chunks join to the whole text.
         for chunk in re.findall(r"\S+\s*|\s+", completion.text):

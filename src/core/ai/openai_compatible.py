@@ -25,7 +25,7 @@ import email.utils
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -201,7 +201,9 @@ class OpenAICompatibleProvider:
         usage = _usage(data) or (estimate_prompt_tokens(messages), estimate_tokens(text))
         return Completion(text, str(model), usage[0], usage[1])
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str | Completion]:
+    async def stream(
+        self, messages: Sequence[ChatMessage]
+    ) -> AsyncGenerator[str | Completion, None]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_seconds
         request = self._client.build_request(

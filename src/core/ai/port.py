@@ -14,7 +14,7 @@ Chat Completions endpoint, over one pooled httpx client).
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -53,7 +53,7 @@ class AIProvider(Protocol):
         """The whole answer at once; `AIUnavailable` on any failure."""
         ...
 
-    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str | Completion]:
+    def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str | Completion, None]:
         """Text chunks as they arrive, then one final `Completion` (the whole text, the
         usage); `AIUnavailable` on any failure, also midway."""
         ...
