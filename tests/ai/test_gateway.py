@@ -58,3 +58,20 @@ async def test_leaving_a_call_without_charging_gives_the_lease_back_and_charges_
         async with gateway.call(user, "chat") as call:
             await call.complete(MESSAGES)
         assert await gateway.budget.used(user) == 0
+
+
+async def test_the_providers_pooled_client_is_closed_with_the_application(
+    make_client: Callable[..., Any], fake_provider: Any
+) -> None:
+    from tests.ai.conftest import openai_settings
+
+    async with make_client(**openai_settings(fake_provider)) as client:
+        provider = client.app.state.resources.ai_gateway.provider.inner  # type: ignore[attr-defined]
+        author = await authed_user(client)
+        drafted = await client.post(
+            "/api/v1/ai/drafts", json={"prompt": "pooled"}, headers=author["headers"]
+        )
+        assert drafted.status_code == 201
+        http = provider._client
+        assert not http.is_closed
+    assert http.is_closed
