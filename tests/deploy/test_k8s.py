@@ -300,3 +300,15 @@ def test_autoscaler_and_rollout_keep_capacity() -> None:
     assert hpa["spec"]["minReplicas"] >= 2
     assert pdb["spec"]["maxUnavailable"] < hpa["spec"]["minReplicas"]
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_the_ai_api_key_comes_from_the_secret_never_the_config_map() -> None:
+    assert "AI_API_KEY" not in resource("ConfigMap")["data"]
+    assert "AI_API_KEY" in resource("Secret")["stringData"]
+    env = {
+        e["name"]: e
+        for e in resource("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    ref = env["AI_API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == resource("Secret")["metadata"]["name"]
+    assert ref["key"] == "AI_API_KEY"
