@@ -37,6 +37,7 @@ from src.settings import Settings
 from src.slices.auth import router as auth
 from src.slices.content import projector as content_projector
 from src.slices.content import router as content
+from src.slices.conversations import router as conversations
 from src.slices.signup import router as signup
 from src.slices.users import projector as users_projector
 from src.slices.users import router as users
@@ -180,6 +181,7 @@ def create_app(
     app.include_router(content.router)
     app.include_router(content.own_content_router)
     app.include_router(content.tags_router)
+    app.include_router(conversations.router)
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(CommandBoundary)
