@@ -12,6 +12,11 @@ from redis.retry import Retry
 from starlette.middleware.cors import CORSMiddleware
 
 from src import __version__
+from src.core.ai.budget import TokenBudget
+from src.core.ai.gateway import AIGateway
+from src.core.ai.offline import OfflineProvider
+from src.core.ai.openai_compatible import OpenAICompatibleProvider
+from src.core.ai.port import AIProvider
 from src.core.cache.backends import MemoryBackend, RedisBackend
 from src.core.cache.policy import Cache
 from src.core.cache.port import CacheBackend
@@ -27,6 +32,7 @@ from src.middleware.boundary import CommandBoundary
 from src.middleware.edge import Edge
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
+from src.observability.ai import InstrumentedProvider, MetricsObserver
 from src.observability.logging import configure_logging
 from src.observability.metrics import Metrics
 from src.observability.tracing import configure_tracing
@@ -37,6 +43,8 @@ from src.settings import Settings
 from src.slices.auth import router as auth
 from src.slices.content import projector as content_projector
 from src.slices.content import router as content
+from src.slices.content.drafts import ContentDraftWriter
+from src.slices.content.search import published_search
 from src.slices.conversations import router as conversations
 from src.slices.signup import router as signup
 from src.slices.users import projector as users_projector
@@ -89,6 +97,43 @@ def build_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> Ca
     )
 
 
+# How long an admitted AI call keeps its user's lease past the provider's deadline (the
+# charge's commit, a slow database) before another call of the same user may take it over.
+AI_LEASE_MARGIN_SECONDS = 15.0
+
+
+def build_ai_provider(settings: Settings, database: Database, cache: Cache) -> AIProvider:
+    """The configured adapter: `openai` (one pooled httpx client) or `offline` (grounded in
+    the content slice's search)."""
+    if settings.ai_provider == "openai":
+        return OpenAICompatibleProvider(
+            settings.ai_base_url or "",
+            settings.ai_model or "",
+            settings.ai_api_key,
+            settings.ai_timeout_seconds,
+            probe_timeout_seconds=settings.ready_check_timeout_seconds,
+        )
+    search = published_search(
+        database.read,
+        cache,
+        CursorCodec(settings.jwt_secret),
+        settings.content_cache_ttl_seconds,
+    )
+    return OfflineProvider(search)
+
+
+def build_ai(settings: Settings, database: Database, cache: Cache, metrics: Metrics) -> AIGateway:
+    """The provider, instrumented (GenAI spans), behind the daily token budget (metrics)."""
+    provider = InstrumentedProvider(build_ai_provider(settings, database, cache))
+    budget = TokenBudget(
+        database.write_engine,
+        settings.ai_daily_token_budget,
+        lease_seconds=settings.ai_timeout_seconds + AI_LEASE_MARGIN_SECONDS,
+        wait_seconds=settings.ai_timeout_seconds,
+    )
+    return AIGateway(provider, budget, MetricsObserver(metrics))
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -125,6 +170,8 @@ def create_app(
             cache=cache,
             signup_outcomes=metrics.signup_requests,
             redis=redis,
+            ai=build_ai(settings, database, cache, metrics),
+            create_draft=ContentDraftWriter(cache),
         )
         app.state.resources = resources
         app.state.runtime = Runtime(
@@ -143,6 +190,7 @@ def create_app(
         try:
             yield
         finally:
+            await resources.ai_gateway.provider.aclose()
             await resources.cache.close()
             hasher.close()
             if redis is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "inkwell-development-secret-change-me"  # noqa: S105 - refused in production
@@ -85,6 +85,16 @@ class Settings(BaseSettings):
     http_keepalive_timeout_seconds: float = Field(default=5.0, gt=0)
     http_max_connections: int = Field(default=1000, ge=1)
 
+    # The AI provider port (src/core/ai): `offline` (deterministic, from Inkwell's own
+    # published content) or `openai` (any OpenAI-compatible Chat Completions endpoint).
+    ai_provider: Literal["offline", "openai"] = "offline"
+    ai_base_url: str | None = None
+    ai_api_key: SecretStr | None = None  # a Secret in Kubernetes; never logged or answered
+    ai_model: str | None = None
+    ai_timeout_seconds: float = Field(default=30.0, gt=0)
+    ai_context_messages: int = Field(default=20, ge=1)
+    ai_daily_token_budget: int = Field(default=100_000, ge=0)
+
     prometheus_multiproc_dir: str | None = None
 
     # Traces are exported over OTLP only when one of these is set; the OpenTelemetry SDK
@@ -134,6 +144,12 @@ class Settings(BaseSettings):
             raise ValueError("JWT_SECRET must be set to a private value when APP_ENV=production")
         if self.app_env == "production" and len(self.jwt_secret) < 32:
             raise ValueError("JWT_SECRET must be at least 32 characters when APP_ENV=production")
+        return self
+
+    @model_validator(mode="after")
+    def _openai_needs_endpoint_and_model(self) -> Settings:
+        if self.ai_provider == "openai" and not (self.ai_base_url and self.ai_model):
+            raise ValueError("AI_PROVIDER=openai needs AI_BASE_URL and AI_MODEL")
         return self
 
     @property

@@ -18,10 +18,12 @@ from fastapi import Request
 from prometheus_client import Counter
 from redis.asyncio import Redis
 
+from src.core.ai.gateway import AIGateway
 from src.core.cache.policy import Cache
 from src.core.db.engines import Database
 from src.core.db.read import ReadHandle
 from src.core.db.uow import EventRecorder, SqlUnitOfWork, UnitOfWork
+from src.core.drafts import DraftWriter
 from src.core.events import EventDispatcher
 from src.core.pagination import CursorCodec
 from src.core.security import PasswordHasher, TokenService
@@ -46,6 +48,22 @@ class Resources:
     signup_outcomes: Counter  # signup_requests_total{status}
     redis: Redis | None = None
     event_recorders: tuple[EventRecorder, ...] = ()
+    # The AI provider behind the token budget (src/core/ai/gateway.py), and the content
+    # slice's draft command for other slices (src/core/drafts.py); wired in src/main.py.
+    ai: AIGateway | None = None
+    create_draft: DraftWriter | None = None
+
+    @property
+    def ai_gateway(self) -> AIGateway:
+        if self.ai is None:
+            raise RuntimeError("no AI gateway is wired (src/main.py)")
+        return self.ai
+
+    @property
+    def draft_writer(self) -> DraftWriter:
+        if self.create_draft is None:
+            raise RuntimeError("no draft writer is wired (src/main.py)")
+        return self.create_draft
 
     def unit_of_work(self) -> SqlUnitOfWork:
         """A new unit of work on the primary, for a boundary to end (HTTP, CLI, worker)."""

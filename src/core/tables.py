@@ -20,9 +20,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -337,6 +339,23 @@ def exists_on(item: SchemaItem, name: str | None, type_: str, dialect: str) -> b
         return False
     only = getattr(item, "info", {}).get("only_on") if item is not None else None
     return only is None or only == dialect
+
+
+# --- AI usage ----------------------------------------------------------------------------
+
+# One row per user and UTC day: the tokens charged that day (provider usage, or the text's
+# length / 4 offline), and the lease of the one AI call the user may have in flight
+# (`lease_id` until `lease_expires_at`; see src/core/ai/budget.py).
+ai_usage = Table(
+    "ai_usage",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("tokens", BigInteger, nullable=False, server_default="0"),
+    Column("lease_id", String(32), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
 
 
 # --- idempotency -------------------------------------------------------------------------

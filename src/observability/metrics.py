@@ -92,6 +92,19 @@ class Metrics:
             ["cache", "operation"],
             registry=registry,
         )
+        self.ai_requests = Counter(
+            "ai_requests",
+            "AI provider calls by provider, operation (draft|chat) and outcome "
+            "(ok|unavailable|quota_exceeded).",
+            ["provider", "operation", "outcome"],
+            registry=registry,
+        )
+        self.ai_tokens = Counter(
+            "ai_tokens",
+            "Tokens used by AI provider calls, by provider and kind (prompt|completion).",
+            ["provider", "kind"],
+            registry=registry,
+        )
         self.db_pool_connections = Gauge(
             "db_pool_connections",
             "Database pool connections by engine and state.",

@@ -5,8 +5,9 @@ Readiness checks each dependency concurrently with its own short timeout and rea
 and disk figures without sleeping on the event loop (memory and disk: the container's own,
 src/probes/resources.py). It answers 503 naming the failing check when a required dependency
 (the databases) or a resource fails, and from the moment SIGTERM arrives, so the pod leaves
-the Service before it stops; an optional dependency (Redis) that fails leaves it serving, 200
-`degraded`. Adding an optional dependency is one `Dependency` line in `dependencies()`.
+the Service before it stops; an optional dependency (Redis, the AI provider) that fails leaves
+it serving, 200 `degraded`. Adding an optional dependency is one `Dependency` line in
+`dependencies()`.
 Probe bodies are plain JSON (their `status` is a word), even on 503.
 """
 
@@ -72,6 +73,8 @@ def dependencies(runtime: Runtime) -> list[Dependency]:
         Dependency("read_database", True, lambda: _ping_database(res.database.read_engine)),
         # Without Redis the cache is bypassed and the rate limiter fails open.
         Dependency("redis", False, redis.ping if redis is not None else None),
+        # Without the AI provider, AI answers 503 `ai_unavailable`; everything else serves.
+        Dependency("ai", False, res.ai.provider.ping if res.ai is not None else None),
     ]
 
 

@@ -16,7 +16,7 @@ from src import __version__
 from src.probes.resources import cgroup_directory
 from tests.conftest import Backend
 
-CHECKS = {"database", "read_database", "redis", "cpu", "memory", "disk"}
+CHECKS = {"database", "read_database", "redis", "ai", "cpu", "memory", "disk"}
 UNREACHABLE_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere"
 
 
