@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from src.core.db.read import ReadHandle
 from src.core.db.uow import UnitOfWork
@@ -16,13 +16,17 @@ from src.slices.conversations.commands import (
     DeleteConversation,
     DeleteConversationCommand,
 )
+from src.slices.conversations.exchange import SendMessage, SendMessageCommand
 from src.slices.conversations.queries import ListConversations, ListMessages
 from src.slices.conversations.schemas import (
     Conversation,
     ConversationCreate,
     ConversationPage,
+    Exchange,
+    MessageCreate,
     MessagePage,
 )
+from src.slices.conversations.streaming import EVENT_STREAM, open_chat_stream
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
@@ -116,3 +120,91 @@ async def delete_conversation(
     `conversation_not_found`."""
     await DeleteConversation(uow).execute(DeleteConversationCommand(principal, conversation_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_STREAM_DESCRIPTION = (
+    "With `Accept: text/event-stream` (and no `Idempotency-Key`): Server-Sent Events. "
+    '`event: token` with `data: {"text": "…"}` for each piece of the answer as the provider '
+    "writes it, then one `event: done` whose data is the exchange (the 201 body). Should the "
+    "provider fail midway, `event: error` carries the `ai_unavailable` problem instead and "
+    "nothing is stored. A client that leaves midway leaves its message and the partial answer "
+    "stored."
+)
+
+
+@router.post(
+    "/{conversation_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Exchange,
+    responses={
+        200: {
+            "description": _STREAM_DESCRIPTION,
+            "content": {
+                EVENT_STREAM: {
+                    "schema": {"type": "string"},
+                    "example": 'event: token\ndata: {"text": "Hello"}\n\n'
+                    'event: done\ndata: {"user_message": {…}, "assistant_message": {…}}\n\n',
+                }
+            },
+            "headers": {
+                "Cache-Control": {"description": "`no-cache`", "schema": {"type": "string"}}
+            },
+        },
+        **problem_responses(401, 404, 422),
+        429: {
+            "description": "Too Many Requests: `ai_quota_exceeded` (the caller's daily AI token "
+            "budget is spent; `Retry-After` is the time to the next UTC midnight)",
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        },
+        503: {
+            "description": "Service Unavailable: `ai_unavailable` (the provider timed out, could "
+            "not be reached, failed or refused; nothing was stored)",
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        },
+    },
+)
+async def send_conversation_message(
+    conversation_id: uuid.UUID,
+    body: MessageCreate,
+    principal: CurrentPrincipal,
+    res: Res,
+    uow: Uow,
+    request: Request,
+) -> Any:
+    """Send a message and get the assistant's answer.
+
+    `content`: 1-8000 characters. The provider is given a system prompt, the conversation's
+    newest messages (`AI_CONTEXT_MESSAGES`, 20 by default) and this message; the answer is
+    201 with both messages, stored together (`message_count` rises by two and the
+    conversation moves to the front of the list). With `Accept: text/event-stream` the answer
+    streams instead (200, see below); a request with an `Idempotency-Key` is always answered
+    whole, so that its retry can be replayed. 404 `conversation_not_found` for anyone else's
+    conversation; 429 `ai_quota_exceeded` once the caller's daily token budget
+    (`AI_DAILY_TOKEN_BUDGET`) is spent; 503 `ai_unavailable` when the provider fails — then
+    nothing is stored."""
+    command = SendMessageCommand(principal, conversation_id, body.content)
+    context = res.settings.ai_context_messages
+    if wants_stream(request):
+        return await open_chat_stream(uow, res.unit_of_work, res.ai_gateway, command, context)
+    return await SendMessage(uow, res.ai_gateway, context).execute(command)
+
+
+def wants_stream(request: Request) -> bool:
+    """Whether the answer should stream: `text/event-stream` is acceptable (q > 0) and the
+    request carries no Idempotency-Key (a stream cannot be stored for a replay)."""
+    if "idempotency-key" in request.headers:
+        return False
+    for media_range in request.headers.get("accept", "").split(","):
+        media_type, *parameters = (part.strip() for part in media_range.split(";"))
+        if media_type.lower() != EVENT_STREAM:
+            continue
+        quality = next((p[2:] for p in parameters if p.lower().startswith("q=")), "1")
+        try:
+            return float(quality) > 0
+        except ValueError:
+            return False
+    return False
