@@ -40,6 +40,7 @@ from src.probes import router as probes
 from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
 from src.runtime import Runtime
 from src.settings import Settings
+from src.slices.ai import router as ai
 from src.slices.auth import router as auth
 from src.slices.content import projector as content_projector
 from src.slices.content import router as content
@@ -229,6 +230,7 @@ def create_app(
     app.include_router(content.router)
     app.include_router(content.own_content_router)
     app.include_router(content.tags_router)
+    app.include_router(ai.router)
     app.include_router(conversations.router)
 
     # add_middleware wraps: the last added is the outermost.

@@ -36,4 +36,11 @@ class CreatedDraft:
 
 
 class DraftWriter(Protocol):
-    async def __call__(self, uow: UnitOfWork, draft: NewDraft) -> CreatedDraft: ...
+    def normalize_tags(self, tags: Sequence[str]) -> tuple[str, ...]:
+        """The tags as the content slice stores them; `ValidationFailed` (422, pointer
+        `/tags`) for a tag it refuses, so a caller can check them before costly work."""
+        ...
+
+    async def create(self, uow: UnitOfWork, draft: NewDraft) -> CreatedDraft:
+        """A draft by `draft.actor`, created by the content slice's own `CreateContent`."""
+        ...

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from src.core.cache.policy import Cache
 from src.core.db.uow import UnitOfWork
 from src.core.drafts import CreatedDraft, NewDraft
+from src.core.errors.types import ValidationFailed
 from src.slices.content.commands import CreateContent, CreateContentCommand
-from src.slices.content.rules import DRAFT
+from src.slices.content.rules import DRAFT, normalize_tags
 from src.slices.content.schemas import Content
 
 
@@ -17,7 +19,13 @@ from src.slices.content.schemas import Content
 class ContentDraftWriter:
     cache: Cache
 
-    async def __call__(self, uow: UnitOfWork, draft: NewDraft) -> CreatedDraft:
+    def normalize_tags(self, tags: Sequence[str]) -> tuple[str, ...]:
+        try:
+            return normalize_tags(tags)
+        except ValueError as error:
+            raise ValidationFailed(errors=[{"pointer": "/tags", "detail": str(error)}]) from error
+
+    async def create(self, uow: UnitOfWork, draft: NewDraft) -> CreatedDraft:
         command = CreateContentCommand(
             draft.actor, draft.title, draft.body, tags=draft.tags, status=DRAFT
         )
