@@ -149,11 +149,11 @@ class ChatStream(Response):
             if isinstance(piece, Completion):
                 return
             if piece:
-                self._text.append(piece)
                 try:
                     await send(_body(token_event(piece)))
                 except OSError as error:
                     raise _ClientGone() from error
+                self._text.append(piece)  # what the client has been sent
             try:
                 piece = await anext(self._pieces)
             except StopAsyncIteration:
