@@ -122,6 +122,12 @@ async def delete_conversation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+def _problem(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    documented = problem_responses(status)
+    documented[status]["description"] = description
+    return documented
+
+
 _STREAM_DESCRIPTION = (
     "With `Accept: text/event-stream` (and no `Idempotency-Key`): Server-Sent Events. "
     '`event: token` with `data: {"text": "…"}` for each piece of the answer as the provider '
@@ -151,20 +157,16 @@ _STREAM_DESCRIPTION = (
             },
         },
         **problem_responses(401, 404, 422),
-        429: {
-            "description": "Too Many Requests: `ai_quota_exceeded` (the caller's daily AI token "
-            "budget is spent; `Retry-After` is the time to the next UTC midnight)",
-            "content": {
-                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-            },
-        },
-        503: {
-            "description": "Service Unavailable: `ai_unavailable` (the provider timed out, could "
-            "not be reached, failed or refused; nothing was stored)",
-            "content": {
-                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-            },
-        },
+        **_problem(
+            429,
+            "Too Many Requests: `ai_quota_exceeded` (the caller's daily AI token budget is "
+            "spent; `Retry-After` is the time to the next UTC midnight)",
+        ),
+        **_problem(
+            503,
+            "Service Unavailable: `ai_unavailable` (the provider timed out, could not be "
+            "reached, failed or refused; nothing was stored)",
+        ),
     },
 )
 async def send_conversation_message(
