@@ -228,14 +228,16 @@ class CommandBoundary:
         byte); routes that stream answer keyed requests whole instead, so a claim here is
         only released, which leaves the key free.
         """
-        if claim is not None:
-            await self._release(runtime, claim)
         try:
             await uow.commit()
         except Exception as error:
             stream.state = "refused"
             await send_error(send, scope, unexpected(error))
             return
+        finally:
+            # after the commit: on SQLite the unit holds the write lock until it ends
+            if claim is not None:
+                await self._release(runtime, claim)
         stream.state = "passing"
         await send(start)
 
