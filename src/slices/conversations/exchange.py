@@ -14,7 +14,9 @@
    now in one UPDATE that also hands out the two new positions (so concurrent exchanges can
    never share one), an untitled conversation takes its title from its first message, and
    the caller's message and the answer are inserted. The conversation may have been deleted
-   while the provider worked: then it is 404 and nothing is written.
+   while the provider worked: then it is 404 and nothing is written (looked up again before
+   the first write, so the call's lease is given back at once; only a delete in the instant
+   between that look-up and the UPDATE leaves the lease to expire on its own).
 
 `SendMessage` is the JSON path (all three in the request's unit of work, committed by the
 command boundary). The streaming path (`streaming.py`, wired in the router) runs the same
@@ -30,6 +32,7 @@ from typing import Any
 
 from opentelemetry import trace
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.core.ai.gateway import AICall, AIGateway
 from src.core.ai.port import ChatMessage
@@ -60,21 +63,23 @@ class Prompt:
     received_at: dt.datetime
 
 
+async def _owned(connection: AsyncConnection, command: SendMessageCommand) -> bool:
+    found = await connection.execute(
+        select(conversations.c.id).where(
+            conversations.c.id == command.conversation_id,
+            conversations.c.owner_id == command.actor.user_id,
+        )
+    )
+    return found.first() is not None
+
+
 async def prepare(uow: UnitOfWork, command: SendMessageCommand, context_messages: int) -> Prompt:
     """The prompt of an exchange in the caller's own conversation (404 for anyone else's)."""
     received_at = utcnow()
     with tracer.start_as_current_span("conversations.prepare_exchange") as span:
         span.set_attribute("conversation.id", str(command.conversation_id))
         async with uow.reader() as connection:
-            owned = (
-                await connection.execute(
-                    select(conversations.c.id).where(
-                        conversations.c.id == command.conversation_id,
-                        conversations.c.owner_id == command.actor.user_id,
-                    )
-                )
-            ).first()
-            if owned is None:
+            if not await _owned(connection, command):
                 raise ConversationNotFound()
             newest = (
                 await connection.execute(
@@ -99,6 +104,12 @@ async def record(uow: UnitOfWork, prompt: Prompt, answer: str, call: AICall) -> 
     command = prompt.command
     with tracer.start_as_current_span("conversations.record_exchange") as span:
         span.set_attribute("conversation.id", str(command.conversation_id))
+        # Deleted while the provider answered? Found out before the first write, so the
+        # gateway gives the call's lease back at once (a unit that has written holds SQLite's
+        # write lock, which that release would wait for).
+        async with uow.reader() as connection:
+            if not await _owned(connection, command):
+                raise ConversationNotFound()
         await call.charge(uow)
         now = max(utcnow(), prompt.received_at)
         count: Any = (

@@ -408,3 +408,10 @@ async def test_a_conversation_deleted_while_the_provider_answers_is_404_and_stor
         deleted = await client.delete(f"{BASE}/{conversation['id']}", headers=user["headers"])
         assert deleted.status_code == 204
         assert_problem(await posting, 404, "conversation_not_found")
+        # nothing charged, and the call's lease was given back: were it left to expire, the
+        # next call would wait for it past its 2 s deadline and be 503
+        budget = client.app.state.resources.ai_gateway.budget  # type: ignore[attr-defined]
+        assert await budget.used(uuid.UUID(user["id"])) == 0
+        fake_provider.mode = "ok"
+        other = await create(client, user)
+        assert (await send(client, user, other, "next")).status_code == 201
