@@ -46,6 +46,7 @@ from src.slices.content import projector as content_projector
 from src.slices.content import router as content
 from src.slices.content.drafts import ContentDraftWriter
 from src.slices.content.search import published_search
+from src.slices.conversations import router as conversations
 from src.slices.signup import router as signup
 from src.slices.users import projector as users_projector
 from src.slices.users import router as users
@@ -230,6 +231,7 @@ def create_app(
     app.include_router(content.own_content_router)
     app.include_router(content.tags_router)
     app.include_router(ai.router)
+    app.include_router(conversations.router)
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(CommandBoundary)

@@ -1,7 +1,7 @@
 """SQLAlchemy metadata: the write tables, the read tables and the idempotency records.
 
 Commands write the normalized write tables (`users`, `sessions`, `contents`, `tags`,
-`content_tags`);
+`content_tags`, `conversations`, `messages`);
 projectors keep the denormalized read tables (`users_read`, `contents_read`,
 `content_tags_read`, `tags_read`, and on SQLite the full-text table `contents_search`) in step
 inside the same transaction; queries read only the read tables. Every query has an index (see
@@ -181,6 +181,44 @@ content_tags = Table(
     ),
     Column("tag_id", Uuid, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
     Index("ix_content_tags_tag_id", "tag_id"),
+)
+
+# A conversation with the AI assistant, private to its owner. `message_count` and
+# `updated_at` move with every exchange (most recently active first is the list's order);
+# `title` stays NULL until the client names it or the first message does.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("owner_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=True),
+    Column("message_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # the owner's list, most recently active first (read backwards)
+    Index("ix_conversations_owner_id_updated_at_id", "owner_id", "updated_at", "id"),
+)
+
+# One message of a conversation. `position` numbers them 1, 2, … within their conversation in
+# the order they were written (the exchange that writes them takes its numbers from the
+# conversation's `message_count`, in the same statement that raises it), so "oldest first"
+# and "the newest N" are one index range each, whatever the clocks say.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column(
+        "conversation_id",
+        Uuid,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("role IN ('user', 'assistant')", name="role"),
+    Index("ix_messages_conversation_id_position", "conversation_id", "position", unique=True),
 )
 
 # --- read side ----------------------------------------------------------------------------

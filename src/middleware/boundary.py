@@ -18,15 +18,20 @@ replayed byte for byte, another request's key is 422, a running one is 409. The 
 whole before the claim, so a request cut off mid-body is never executed and leaves its key
 free. Requests that reach no API operation (404, 405) are passed through: nothing to commit,
 and nothing stored under their key.
+
+A streamed answer (`text/event-stream`, the AI assistant's tokens as they come) cannot be held
+back: when the endpoint starts one, the boundary ends the unit of work at once — before the
+first byte — and passes the stream through. The stream writes its result in its own unit of
+work at its end (see `_start_stream`); it is never stored under an Idempotency-Key.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import trace
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.db.uow import SqlUnitOfWork
 from src.core.errors.problems import send_error, send_problem, unexpected
@@ -129,13 +134,29 @@ class CommandBoundary:
         uow = runtime.resources.unit_of_work()
         scope[UNIT_OF_WORK_KEY] = uow
         answer = CapturedResponse()
+        stream = _Stream()
+
+        async def capture(message: Message) -> None:
+            if stream.state == "passing":
+                await send(message)
+            elif stream.state == "refused":
+                return  # the error that replaced the stream has been answered
+            elif message["type"] == "http.response.start" and _is_event_stream(message):
+                await self._start_stream(scope, send, runtime, uow, claim, stream, message)
+            else:
+                await answer.send(message)
+
         try:
-            await self.app(scope, receive, answer.send)
+            await self.app(scope, receive, capture)
         except BaseException:
             await uow.rollback()
-            if claim is not None:
+            if claim is not None and stream.state == "none":
                 await self._release(runtime, claim)
-            if answer.status is None or not isinstance(sys.exception(), Exception):
+            if (
+                stream.state != "none"
+                or answer.status is None
+                or not isinstance(sys.exception(), Exception)
+            ):
                 raise
             # The application's last-resort handler has logged the crash and answered it (a
             # 500 or 503 problem), then re-raised for the server's sake: send that answer.
@@ -143,6 +164,8 @@ class CommandBoundary:
             return
         finally:
             del scope[UNIT_OF_WORK_KEY]
+        if stream.state != "none":
+            return  # ended before the stream's first byte (see `_start_stream`)
         status = answer.status or 500
         try:
             await self._end(runtime, uow, claim, status, answer)
@@ -185,10 +208,61 @@ class CommandBoundary:
         if claim is not None:
             _count(runtime, "stored")
 
+    async def _start_stream(
+        self,
+        scope: Scope,
+        send: Send,
+        runtime: Runtime,
+        uow: SqlUnitOfWork,
+        claim: Claim | None,
+        stream: _Stream,
+        start: Message,
+    ) -> None:
+        """The endpoint answers with a stream (`text/event-stream`): end the request's unit
+        of work now, before the first byte, then pass the stream through as it comes.
+
+        Whatever the endpoint wrote before answering commits here, as for any success; what
+        the stream itself produces is written by the streaming code in its own unit of work
+        (`command_transaction`), at the stream's end: the answer is not known before then.
+        A stream is never stored under an Idempotency-Key (it cannot be replayed byte for
+        byte); routes that stream answer keyed requests whole instead, so a claim here is
+        only released, which leaves the key free.
+        """
+        try:
+            await uow.commit()
+        except Exception as error:
+            stream.state = "refused"
+            await send_error(send, scope, unexpected(error))
+            return
+        finally:
+            # after the commit: on SQLite the unit holds the write lock until it ends
+            if claim is not None:
+                await self._release(runtime, claim)
+        stream.state = "passing"
+        await send(start)
+
     @staticmethod
     async def _release(runtime: Runtime, claim: Claim) -> None:
         await runtime.idempotency.release(claim)
         _count(runtime, "released")
+
+
+class _Stream:
+    """Whether the endpoint's answer is a stream: `none` (a whole answer, held back until the
+    command is ended), `passing` (the unit of work ended; every message goes straight out),
+    `refused` (ending it failed: its error was answered, the stream's messages are dropped)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state: Literal["none", "passing", "refused"] = "none"
+
+
+def _is_event_stream(start: Message) -> bool:
+    return any(
+        name == b"content-type" and value.split(b";")[0].strip() == b"text/event-stream"
+        for name, value in start.get("headers", ())
+    )
 
 
 def _count(runtime: Runtime, outcome: str) -> None:

@@ -1,0 +1,1 @@
+"""Conversations: private chats with the AI assistant, behind the provider port."""
