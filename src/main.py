@@ -103,7 +103,9 @@ def build_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> Ca
 AI_LEASE_MARGIN_SECONDS = 15.0
 
 
-def build_ai_provider(settings: Settings, database: Database, cache: Cache) -> AIProvider:
+def build_ai_provider(
+    settings: Settings, database: Database, cache: Cache, cursors: CursorCodec
+) -> AIProvider:
     """The configured adapter: `openai` (one pooled httpx client) or `offline` (grounded in
     the content slice's search)."""
     if settings.ai_provider == "openai":
@@ -114,18 +116,15 @@ def build_ai_provider(settings: Settings, database: Database, cache: Cache) -> A
             settings.ai_timeout_seconds,
             probe_timeout_seconds=settings.ready_check_timeout_seconds,
         )
-    search = published_search(
-        database.read,
-        cache,
-        CursorCodec(settings.jwt_secret),
-        settings.content_cache_ttl_seconds,
-    )
+    search = published_search(database.read, cache, cursors, settings.content_cache_ttl_seconds)
     return OfflineProvider(search)
 
 
-def build_ai(settings: Settings, database: Database, cache: Cache, metrics: Metrics) -> AIGateway:
+def build_ai(
+    settings: Settings, database: Database, cache: Cache, cursors: CursorCodec, metrics: Metrics
+) -> AIGateway:
     """The provider, instrumented (GenAI spans), behind the daily token budget (metrics)."""
-    provider = InstrumentedProvider(build_ai_provider(settings, database, cache))
+    provider = InstrumentedProvider(build_ai_provider(settings, database, cache, cursors))
     budget = TokenBudget(
         database.write_engine,
         settings.ai_daily_token_budget,
@@ -157,6 +156,7 @@ def create_app(
         if redis is not None:
             tracing.instrument_redis(redis)
         cache = build_cache(settings, redis, metrics)
+        cursors = CursorCodec(settings.jwt_secret)
         resources = Resources(
             settings=settings,
             database=database,
@@ -167,11 +167,11 @@ def create_app(
                 settings.access_token_ttl_seconds,
                 settings.refresh_token_ttl_seconds,
             ),
-            cursors=CursorCodec(settings.jwt_secret),
+            cursors=cursors,
             cache=cache,
             signup_outcomes=metrics.signup_requests,
             redis=redis,
-            ai=build_ai(settings, database, cache, metrics),
+            ai=build_ai(settings, database, cache, cursors, metrics),
             create_draft=ContentDraftWriter(cache),
         )
         app.state.resources = resources

@@ -10,7 +10,8 @@ wiring (`src/main.py`):
   status and `error.type` (the failure's reason, which never holds the key). No message
   content is recorded.
 * `MetricsObserver(metrics)` — the gateway's `AIObserver`: `ai_requests_total{provider,
-  operation, outcome}` and `ai_tokens_total{provider, kind}`.
+  operation, outcome}`, `ai_tokens_total{provider, kind}` and the provider's time,
+  `ai_request_duration_seconds{provider, operation, outcome}`.
 """
 
 from __future__ import annotations
@@ -110,10 +111,15 @@ class InstrumentedProvider:
 class MetricsObserver:
     def __init__(self, metrics: Metrics) -> None:
         self._requests = metrics.ai_requests
+        self._durations = metrics.ai_request_duration
         self._tokens = metrics.ai_tokens
 
-    def requested(self, provider: str, operation: Operation, outcome: Outcome) -> None:
+    def requested(
+        self, provider: str, operation: Operation, outcome: Outcome, seconds: float | None
+    ) -> None:
         self._requests.labels(provider, operation, outcome).inc()
+        if seconds is not None:
+            self._durations.labels(provider, operation, outcome).observe(seconds)
 
     def used(self, provider: str, completion: Completion) -> None:
         self._tokens.labels(provider, "prompt").inc(completion.prompt_tokens)

@@ -38,6 +38,23 @@ HTTP_DURATION_BUCKETS = (
     7.5,
     10.0,
 )
+# OpenTelemetry GenAI semantic-convention buckets for gen_ai.client.operation.duration.
+AI_DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
 
 
 class Metrics:
@@ -97,6 +114,14 @@ class Metrics:
             "AI provider calls by provider, operation (draft|chat) and outcome "
             "(ok|unavailable|quota_exceeded).",
             ["provider", "operation", "outcome"],
+            registry=registry,
+        )
+        self.ai_request_duration = Histogram(
+            "ai_request_duration_seconds",
+            "Time the AI provider took per call (to its final answer or its failure), by "
+            "provider, operation and outcome.",
+            ["provider", "operation", "outcome"],
+            buckets=AI_DURATION_BUCKETS,
             registry=registry,
         )
         self.ai_tokens = Counter(

@@ -71,6 +71,32 @@ async def test_a_failed_call_is_counted_unavailable_and_its_span_is_an_error(
     assert (span.attributes or {})["error.type"] == "ai_unavailable"
 
 
+async def test_the_duration_histogram_holds_the_providers_time_and_nothing_for_a_refusal(
+    make_client: Callable[..., Any], fake_provider: FakeProvider
+) -> None:
+    fake_provider.mode, fake_provider.delay = "slow", 0.2
+    # a budget the first call spends, so the second is refused before the provider is asked
+    async with make_client(**openai_settings(fake_provider, ai_daily_token_budget=1)) as client:
+        author = await authed_user(client)
+        answered = await client.post(DRAFTS, json={"prompt": "slow"}, headers=author["headers"])
+        assert answered.status_code == 201, answered.text
+        refused = await client.post(DRAFTS, json={"prompt": "more"}, headers=author["headers"])
+        assert refused.status_code == 429, refused.text
+        metrics = (await client.get("/metrics")).text
+    series = 'operation="draft",outcome="ok",provider="openai"'
+    # the 0.2 s the provider took is above the 0.16 s bucket and within the 0.32 s one
+    assert f'ai_request_duration_seconds_bucket{{le="0.16",{series}}} 0.0' in metrics
+    assert f'ai_request_duration_seconds_bucket{{le="0.32",{series}}} 1.0' in metrics
+    assert f"ai_request_duration_seconds_count{{{series}}} 1.0" in metrics
+    assert (
+        'ai_requests_total{operation="draft",outcome="quota_exceeded",provider="openai"} 1.0'
+        in (metrics)
+    )
+    assert 'ai_request_duration_seconds_count{operation="draft",outcome="quota_exceeded"' not in (
+        metrics
+    )
+
+
 @pytest.mark.parametrize("mode", ["ok", "error", "rate_limited", "unauthorized", "slow"])
 async def test_the_api_key_never_reaches_a_log_a_span_or_an_answer(
     make_client: Callable[..., Any],

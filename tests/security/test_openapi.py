@@ -194,7 +194,7 @@ async def test_every_header_a_real_answer_carries_is_documented(
     make_client: Callable[..., Any],
 ) -> None:
     """The answers of a short session (with rate limiting on) against the schema."""
-    async with make_client(rate_limit_enabled=True, rate_limit_auth="3/minute") as client:
+    async with make_client(rate_limit_enabled=True, rate_limit_auth="3/hour") as client:
         spec = (await client.get("/openapi.json")).json()
         body = signup_body()
         key = {"Idempotency-Key": "documented-headers"}

@@ -16,14 +16,16 @@ async with resources.ai.call(principal.user_id, "draft") as call:  # admission: 
   back and charges nothing, so a failed call stores nothing.
 
 Metrics go through `AIObserver` (implemented in `src/observability/ai.py`, wired in
-`src/main.py`): `ai_requests_total{provider, operation, outcome}` and `ai_tokens_total{provider,
-kind}`. Spans with the GenAI attributes come from the instrumented provider wrapped around the
-adapter at wiring.
+`src/main.py`): `ai_requests_total{provider, operation, outcome}`, `ai_tokens_total{provider,
+kind}` and `ai_request_duration_seconds{provider, operation, outcome}` (the provider's time,
+to its final answer or its failure). Spans with the GenAI attributes come from the
+instrumented provider wrapped around the adapter at wiring.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -40,13 +42,20 @@ Outcome = Literal["ok", "unavailable", "quota_exceeded"]
 
 
 class AIObserver(Protocol):
-    def requested(self, provider: str, operation: Operation, outcome: Outcome) -> None: ...
+    def requested(
+        self, provider: str, operation: Operation, outcome: Outcome, seconds: float | None
+    ) -> None:
+        """One call's outcome; `seconds` is how long the provider took (None when it was not
+        called: the budget refused the call)."""
+        ...
 
     def used(self, provider: str, completion: Completion) -> None: ...
 
 
 class _Unobserved:
-    def requested(self, provider: str, operation: Operation, outcome: Outcome) -> None:
+    def requested(
+        self, provider: str, operation: Operation, outcome: Outcome, seconds: float | None
+    ) -> None:
         return None
 
     def used(self, provider: str, completion: Completion) -> None:
@@ -67,28 +76,30 @@ class AICall:
     completions: list[Completion] = field(default_factory=list)
 
     async def complete(self, messages: Sequence[ChatMessage]) -> Completion:
+        started = time.perf_counter()
         try:
             completion = await self.provider.complete(messages)
         except AIUnavailable as error:
-            self._failed(error)
+            self._failed(error, started)
             raise
-        self._record(completion)
+        self._record(completion, started)
         return completion
 
     async def stream(
         self, messages: Sequence[ChatMessage]
     ) -> AsyncGenerator[str | Completion, None]:
         """The provider's chunks, then its final `Completion` (recorded for the charge)."""
+        started = time.perf_counter()
         try:
             # Closed here when the consumer stops early (a client that left), so the provider
             # lets its connection go at once rather than when the generator is collected.
             async with contextlib.aclosing(self.provider.stream(messages)) as pieces:
                 async for piece in pieces:
                     if isinstance(piece, Completion):
-                        self._record(piece)
+                        self._record(piece, started)
                     yield piece
         except AIUnavailable as error:
-            self._failed(error)
+            self._failed(error, started)
             raise
 
     def add_tokens(self, tokens: int) -> None:
@@ -101,8 +112,9 @@ class AICall:
         await self.budget.charge(uow, self.ticket, self.tokens)
         self.charged = True
 
-    def _failed(self, error: AIUnavailable) -> None:
-        self.observer.requested(self.provider.name, self.operation, "unavailable")
+    def _failed(self, error: AIUnavailable, started: float) -> None:
+        seconds = time.perf_counter() - started
+        self.observer.requested(self.provider.name, self.operation, "unavailable", seconds)
         # The reason names the failure (a timeout, a status, an exception type), never the key
         # or the provider's answer.
         logger.warning(
@@ -113,10 +125,11 @@ class AICall:
             error.retry_after,
         )
 
-    def _record(self, completion: Completion) -> None:
+    def _record(self, completion: Completion, started: float) -> None:
         self.completions.append(completion)
         self.tokens += completion.total_tokens
-        self.observer.requested(self.provider.name, self.operation, "ok")
+        seconds = time.perf_counter() - started
+        self.observer.requested(self.provider.name, self.operation, "ok", seconds)
         self.observer.used(self.provider.name, completion)
 
 
@@ -131,10 +144,10 @@ class AIGateway:
         try:
             ticket = await self.budget.admit(user_id)
         except AIQuotaExceeded:
-            self.observer.requested(self.provider.name, operation, "quota_exceeded")
+            self.observer.requested(self.provider.name, operation, "quota_exceeded", None)
             raise
-        except AIUnavailable:
-            self.observer.requested(self.provider.name, operation, "unavailable")
+        except AIUnavailable:  # another call of this user stayed in flight: no provider call
+            self.observer.requested(self.provider.name, operation, "unavailable", None)
             raise
         call = AICall(self.provider, self.budget, self.observer, operation, ticket)
         try:
