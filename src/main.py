@@ -23,7 +23,7 @@ from src.core.cache.port import CacheBackend
 from src.core.db.engines import Database
 from src.core.errors.handlers import install_error_handlers
 from src.core.errors.openapi import install_openapi, operation_id
-from src.core.events import EventDispatcher
+from src.core.events import EventDispatcher, EventHandlers
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
@@ -59,6 +59,13 @@ def build_dispatcher(cache: Cache | None = None) -> EventDispatcher:
     users_projector.register(dispatcher)
     content_projector.register(dispatcher, cache)
     return dispatcher
+
+
+def build_handlers() -> EventHandlers:
+    """Every event handler of every slice (run off the outbox, each in its own transaction,
+    by the event worker or, without Redis, by the serve process)."""
+    handlers = EventHandlers()
+    return handlers
 
 
 def build_redis(settings: Settings) -> Redis | None:
