@@ -30,6 +30,7 @@ from src.core.security import PasswordHasher, TokenService
 from src.docs_ui import install_docs
 from src.middleware.boundary import CommandBoundary
 from src.middleware.edge import Edge
+from src.middleware.hot_reads import HotRead, HotReads
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.observability.ai import InstrumentedProvider, MetricsObserver
@@ -42,6 +43,7 @@ from src.runtime import Runtime
 from src.settings import Settings
 from src.slices.ai import router as ai
 from src.slices.auth import router as auth
+from src.slices.content import hot as content_hot
 from src.slices.content import projector as content_projector
 from src.slices.content import router as content
 from src.slices.content.drafts import ContentDraftWriter
@@ -242,6 +244,7 @@ def create_app(
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(CommandBoundary)
+    app.add_middleware(HotReads, reads=[HotRead(*read) for read in content_hot.HOT_READS])
     app.add_middleware(RateLimitMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(

@@ -111,6 +111,36 @@ class Cache:
             return found, "hit"
         return await self._single_flight(key, ttl, load, rejoin=True), "miss"
 
+    async def peek(self, cache: str, key: str) -> bytes | None:
+        """The cached bytes for `key` when they are there (a hit, counted), else None.
+
+        For a reader that answers hits before the framework routes the request and leaves
+        every other case — a miss, the cache unusable — to the full read (`get_or_load`),
+        which counts the miss itself: a miss is never counted twice.
+        """
+        value: bytes | None = await self._peek(cache, self.backend.get, key)
+        return value
+
+    async def peek_versioned(self, cache: str, generation_key: str, key: str) -> bytes | None:
+        """`peek` for a generation-versioned key (see `get_versioned`)."""
+        value: bytes | None = await self._peek(
+            cache, self.backend.get_versioned, generation_key, key
+        )
+        return value
+
+    async def _peek(self, cache: str, read: Callable[..., Awaitable[R]], *args: str) -> Any:
+        if not await self._usable():
+            return None
+        try:
+            found = await read(*args)
+        except (RedisError, OSError) as error:
+            self._failed("get", error)
+            return None
+        value = found[1] if isinstance(found, tuple) else found
+        if value is not None:
+            self._count(cache, "hit")
+        return value
+
     async def _single_flight(
         self, key: str, ttl: int, load: Callable[[], Awaitable[bytes | None]], *, rejoin: bool
     ) -> bytes | None:
