@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,7 +34,7 @@ from src.middleware.edge import Edge
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.observability.ai import InstrumentedProvider, MetricsObserver
-from src.observability.logging import configure_logging
+from src.observability.logging import configure_logging, flush_logs
 from src.observability.metrics import Metrics
 from src.observability.tracing import configure_tracing
 from src.probes import router as probes
@@ -206,6 +207,8 @@ def create_app(
             await database.dispose()
             metrics.close()
             await tracing.flush()
+            # Lines are written by a thread; the last ones are out before the process exits.
+            await asyncio.to_thread(flush_logs)
 
     app = FastAPI(
         title="Inkwell",
