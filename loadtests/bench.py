@@ -138,8 +138,15 @@ class Driver:
         return [*command, f"--signup={signup}"] if signup else command
 
     def run(
-        self, url: str, connections: int, duration: float, signup: str | None = None
+        self,
+        url: str,
+        connections: int,
+        duration: float,
+        signup: str | None = None,
+        server: Server | None = None,
     ) -> dict[str, Any]:
+        """The load tool's figures; with `server`, also its CPU per request (`cpu_us`)."""
+        before = server_cpu(server) if server is not None else 0.0
         done = subprocess.run(  # noqa: S603 - wrk or our own script
             self.command(url, connections, duration, signup),
             capture_output=True,
@@ -147,7 +154,25 @@ class Driver:
             timeout=duration + 60,
             check=False,
         )
-        return _result(done.stdout + done.stderr)
+        result = _result(done.stdout + done.stderr)
+        if server is not None and result.get("requests"):
+            spent = server_cpu(server) - before
+            result["cpu_us"] = round(spent / result["requests"] * 1e6, 1)
+        return result
+
+
+def server_cpu(server: Server) -> float:
+    """Seconds of CPU (user + system) of the server's process and its children so far."""
+    assert server.process is not None
+    process = psutil.Process(server.process.pid)
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def start_prober(url: str, duration: float, interval_ms: float = 20) -> subprocess.Popen[str]:
