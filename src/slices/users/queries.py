@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,8 +74,8 @@ _GET_PROFILE = (
 # connection (its statement cache is keyed by this text), sqlite3 caches it likewise.
 # SQLAlchemy's per-statement work was most of this read's CPU.
 _PROFILE_SQL = (
-    "SELECT u.id, u.name, u.display_name, u.country, u.state, u.content_count, u.created_at,"
-    " n.id, n.slug, n.title, n.created_at"
+    "SELECT {user_id}, u.name, u.display_name, u.country, u.state, u.content_count,"
+    " {user_created}, {content_id}, n.slug, n.title, {content_created}"
     " FROM users_read AS u LEFT JOIN ("
     "SELECT c.id, c.slug, c.title, c.created_at FROM contents_read AS c"
     " WHERE c.author_id = {user} AND c.status = 'published'"
@@ -85,8 +84,41 @@ _PROFILE_SQL = (
     " WHERE u.id = {user}"
     " ORDER BY n.created_at DESC, n.id DESC"
 )
-_ASYNCPG_PROFILE = _PROFILE_SQL.format(user="$1", limit=NEWEST_CONTENTS)
-_SQLITE_PROFILE = _PROFILE_SQL.format(user=":user", limit=NEWEST_CONTENTS)
+_ASYNCPG_PROFILE = _PROFILE_SQL.format(
+    user="$1",
+    limit=NEWEST_CONTENTS,
+    user_id="u.id",
+    user_created="u.created_at",
+    content_id="n.id",
+    content_created="n.created_at",
+)
+
+
+def _sqlite_uuid(column: str) -> str:
+    # Stored as 32 hex digits; the body carries the 8-4-4-4-12 form.
+    parts = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+    return " || '-' || ".join(f"substr({column}, {start}, {size})" for start, size in parts)
+
+
+def _sqlite_stamp(column: str) -> str:
+    # Stored as `2026-12-02 12:00:00.123456` (UTC); the body carries what Pydantic writes for
+    # the instant: `2026-12-02T12:00:00.123456Z`, and `2026-12-02T12:00:00Z` on a whole second.
+    return (
+        f"substr({column}, 1, 10) || 'T' || substr({column}, 12, 8) || CASE WHEN"
+        f" substr({column}, 21) IN ('', '000000') THEN '' ELSE substr({column}, 20) END || 'Z'"
+    )
+
+
+# SQLite writes the strings the JSON body carries (in aiosqlite's thread, off the event loop):
+# building UUID and datetime objects from its text in Python cost more than the statement.
+_SQLITE_PROFILE = _PROFILE_SQL.format(
+    user=":user",
+    limit=NEWEST_CONTENTS,
+    user_id=_sqlite_uuid("u.id"),
+    user_created=_sqlite_stamp("u.created_at"),
+    content_id=_sqlite_uuid("n.id"),  # NULL stays NULL: `||` with a NULL is NULL
+    content_created=_sqlite_stamp("n.created_at"),
+)
 
 ProfileRows = Sequence[Sequence[Any]]
 
@@ -97,18 +129,8 @@ async def _asyncpg_profile(driver: Any, user_id: uuid.UUID) -> ProfileRows:
 
 
 async def _sqlite_profile(driver: Any, user_id: uuid.UUID) -> ProfileRows:
-    # SQLite holds what SQLAlchemy stored: UUIDs as 32 hex digits, UTC timestamps as text.
-    rows = await driver.execute_fetchall(_SQLITE_PROFILE, {"user": user_id.hex})
-    return [_typed_sqlite_row(row) for row in rows]
-
-
-def _typed_sqlite_row(row: Sequence[Any]) -> tuple[Any, ...]:
-    content_id = None if row[7] is None else uuid.UUID(row[7])
-    return (uuid.UUID(row[0]), *row[1:6], _utc(row[6]), content_id, *row[8:10], _utc(row[10]))
-
-
-def _utc(text: str | None) -> dt.datetime | None:
-    return None if text is None else dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+    rows: ProfileRows = await driver.execute_fetchall(_SQLITE_PROFILE, {"user": user_id.hex})
+    return rows
 
 
 _DRIVER_PROFILES = {"asyncpg": _asyncpg_profile, "aiosqlite": _sqlite_profile}
