@@ -469,7 +469,7 @@ def main() -> int:
         if sink is not None:
             results["otlp_receiver"] = stop_otlp_sink(sink)
     results["runs"] = {**runs, "bcrypt_alone": hash_rates}
-    results["table"] = table(runs, variants, signup_variants, statistics.median(hash_rates))
+    results["table"] = table(runs, variants, signup_variants, hash_rates)
     print_table(results, args, cores)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -493,7 +493,7 @@ def table(
     runs: dict[str, list[dict[str, Any]]],
     variants: list[str],
     signup_variants: list[str],
-    hashes: float,
+    hash_rates: list[float],
 ) -> list[dict[str, Any]]:
     """One row per target; in each, one cell per variant (medians, ratio to the ceiling)."""
     ceiling = _median(runs["ceiling"])
@@ -507,15 +507,20 @@ def table(
             cell = _median(runs[f"{variant}:{target}"])
             cells[variant] = {**cell, "ratio": cell["rps"] / ceiling["rps"]}
         rows.append({"name": label, "target": ratio_target, "cells": cells})
+    hashes = statistics.median(hash_rates)
     rows.append({"name": "bcrypt alone (threads = cores)", "target": None,
                  "cells": {"bcrypt": {"rps": round(hashes, 2)}}})  # fmt: skip
     signup_cells = {}
     health_cells = {}
     for variant in signup_variants:
         cell = _median(runs[f"{variant}:signup"])
-        signup_cells[variant] = {**cell, "ratio": cell["rps"] / hashes}
+        # Each signup run against the bcrypt run just before it: the machine's load moves
+        # between rounds, and both figures of a round share it.
+        pairs = zip(runs[f"{variant}:signup"], hash_rates, strict=True)
+        ratios = [run["rps"] / rate for run, rate in pairs]
+        signup_cells[variant] = {**cell, "ratio": statistics.median(ratios)}
         health_cells[variant] = _median(runs[f"{variant}:health"])
-    rows.append({"name": "POST /api/v1/signup (ratio: to bcrypt alone)", "target": 0.90,
+    rows.append({"name": "POST /api/v1/signup (ratio: to bcrypt alone, per round)", "target": 0.90,
                  "cells": signup_cells})  # fmt: skip
     rows.append({"name": "GET /health p99 while signups saturate the CPU", "target": None,
                  "p99_target_ms": 50, "cells": health_cells})  # fmt: skip
