@@ -145,7 +145,6 @@ class LineWriter:
         self._drop_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._pid = 0
         self._closed = False
 
     def configure(self, render: Callable[[Any], str], stream: Callable[[], TextIO]) -> None:
@@ -157,7 +156,7 @@ class LineWriter:
         if self._closed:
             self._write([self._safe_render(message.record)])
             return
-        if self._pid != os.getpid():
+        if self._thread is None:
             self._start()
         if self._queue.qsize() >= self.capacity:
             with self._drop_lock:
@@ -169,7 +168,7 @@ class LineWriter:
     def flush(self, timeout: float = 5.0) -> None:
         """Blocks until every record handed over so far is written (or `timeout` passes)."""
         thread = self._thread
-        if thread is None or not thread.is_alive() or self._pid != os.getpid():
+        if thread is None or not thread.is_alive():
             return
         done = threading.Event()
         self._queue.put(done)
@@ -178,19 +177,25 @@ class LineWriter:
     def close(self, timeout: float = 5.0) -> None:
         thread = self._thread
         self._closed = True
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+        if thread is not None and thread.is_alive():
             self._queue.put(_STOP)
             thread.join(timeout)
 
     def _start(self) -> None:
-        # Lazily, once per process: a forked child does not inherit the parent's thread.
         with self._start_lock:
-            if self._pid == os.getpid():
+            if self._thread is not None:
                 return
-            self._queue = queue.SimpleQueue()
-            self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
-            self._thread.start()
-            self._pid = os.getpid()
+            thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+            thread.start()
+            self._thread = thread
+
+    def after_fork_in_child(self) -> None:
+        # A forked child has the parent's queue but not its thread: it starts its own on its
+        # first line (what the parent had queued is the parent's to write).
+        self._queue = queue.SimpleQueue()
+        self._drop_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread = None
 
     def _run(self) -> None:
         while True:
@@ -265,6 +270,7 @@ _STOP = object()
 _BATCH = 256
 _writer = LineWriter()
 atexit.register(_writer.close)
+os.register_at_fork(after_in_child=_writer.after_fork_in_child)
 
 
 def flush_logs(timeout: float = 5.0) -> None:
