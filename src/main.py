@@ -34,7 +34,7 @@ from src.middleware.edge import Edge
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.observability.ai import InstrumentedProvider, MetricsObserver
-from src.observability.logging import configure_logging, flush_logs
+from src.observability.logging import configure_logging, stop_log_writer
 from src.observability.metrics import Metrics
 from src.observability.tracing import configure_tracing
 from src.probes import router as probes
@@ -207,8 +207,8 @@ def create_app(
             await database.dispose()
             metrics.close()
             await tracing.flush()
-            # Lines are written by a thread; the last ones are out before the process exits.
-            await asyncio.to_thread(flush_logs)
+            # Queued lines are written before the server's last steps (see stop_log_writer).
+            await asyncio.to_thread(stop_log_writer)
 
     app = FastAPI(
         title="Inkwell",

@@ -10,7 +10,8 @@
 * Lines are rendered and written by one writer thread (`LineWriter`): the event loop only
   hands loguru's record over. The queue is bounded; when stdout does not keep up, new lines
   are dropped and counted (a `log.dropped` line says how many) instead of stalling requests.
-  The lifespan's end and the process's exit wait for the queue to drain.
+  The lifespan's end drains the queue and stops the thread (what is logged after it is written
+  synchronously); so does the process's exit.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ class LineWriter:
     def configure(self, render: Callable[[Any], str], stream: Callable[[], TextIO]) -> None:
         self.flush()  # lines already handed over keep the format they were logged with
         self._render, self._stream = render, stream
+        self._closed = False  # (re)opened: the thread starts again on the next line
 
     def __call__(self, message: Any) -> None:
         """The loguru sink: the record goes to the thread, or is dropped when the queue is full."""
@@ -175,11 +177,15 @@ class LineWriter:
         done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
+        """Drains the queue and stops the thread; later lines are written synchronously."""
         thread = self._thread
         self._closed = True
         if thread is not None and thread.is_alive():
             self._queue.put(_STOP)
             thread.join(timeout)
+        with self._start_lock:
+            if self._thread is thread:
+                self._thread = None
 
     def _start(self) -> None:
         with self._start_lock:
@@ -274,8 +280,16 @@ os.register_at_fork(after_in_child=_writer.after_fork_in_child)
 
 
 def flush_logs(timeout: float = 5.0) -> None:
-    """Waits until every line logged so far is written: at shutdown, and before reading them."""
+    """Waits until every line logged so far is written (for a reader of the output)."""
     _writer.flush(timeout)
+
+
+def stop_log_writer(timeout: float = 5.0) -> None:
+    """At the application's shutdown: every queued line is written, and the few lines logged
+    after it (the server's own last words) are written synchronously. uvicorn ends a process
+    stopped by SIGTERM by raising that signal again, with the default handler: the process
+    dies without running `atexit`, so nothing may be left in a queue by then."""
+    _writer.close(timeout)
 
 
 def configure_logging(level: str, fmt: str) -> None:
