@@ -13,9 +13,9 @@ change or a deactivation takes effect on the next request with the tokens alread
 The look-up reads the **primary**, never the replica: a replica that lags would accept a
 session that has just ended (the point of ending it is lost) and refuse one that has just
 begun (a fresh login answering 401). It runs on the driver's own connection from the write
-engine's pool as a prepared statement (asyncpg and sqlite3 both cache them per connection):
-SQLAlchemy's per-statement cost would otherwise be most of the check (measured in
-`loadtests/session_check.py`). Other drivers take the SQLAlchemy Core path.
+engine's pool as a prepared statement (asyncpg and sqlite3 both cache them per connection;
+`src/core/db/driver.py`): SQLAlchemy's per-statement cost would otherwise be most of the check
+(measured in `loadtests/session_check.py`). Other drivers take the SQLAlchemy Core path.
 
 A token is verified once per request, whoever asks first (rate limit, idempotency, route):
 the outcome is kept in the ASGI scope, keyed by the exact token string.
@@ -31,7 +31,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from opentelemetry import trace
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Scope
@@ -42,7 +41,6 @@ from src.core.security import TokenClaims, TokenService
 from src.core.tables import sessions, users, utcnow
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-tracer = trace.get_tracer(__name__)
 
 Role = Literal["viewer", "creator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "creator", "admin")
