@@ -78,14 +78,15 @@ loadtest: install-dev ## Locust against a local server; fails on any error or p9
 		--time $(LOADTEST_TIME) --p95-ms $(LOADTEST_P95_MS) --backend $(LOADTEST_BACKEND) \
 		--bcrypt-rounds $(LOADTEST_BCRYPT_ROUNDS)
 
-# make bench BENCH_DURATION=10 BENCH_CONNECTIONS=64 BENCH_ROUNDS=3
+# make bench BENCH_DURATION=10 BENCH_CONNECTIONS=64 BENCH_ROUNDS=3 BENCH_BACKEND=both
 BENCH_DURATION    ?= 10
 BENCH_CONNECTIONS ?= 64
 BENCH_ROUNDS      ?= 3
+BENCH_BACKEND     ?= both
 
-bench: install-dev ## Inkwell against bare FastAPI and bcrypt (needs PostgreSQL + Redis); var/bench.json
+bench: install-dev ## Inkwell (PostgreSQL + Redis, SQLite, OTLP on) against bare FastAPI and bcrypt; var/bench.json
 	$(BIN)/python loadtests/bench.py --duration $(BENCH_DURATION) \
-		--connections $(BENCH_CONNECTIONS) --rounds $(BENCH_ROUNDS)
+		--connections $(BENCH_CONNECTIONS) --rounds $(BENCH_ROUNDS) --backend $(BENCH_BACKEND)
 
 # make bench-scale BENCH_SCALE_SIZES=10000,1000000 BENCH_SCALE_BACKEND=both
 BENCH_SCALE_SIZES   ?= 10000,1000000

@@ -70,11 +70,11 @@ def create_database(name: str, *, recreate: bool = False) -> str:
 
     asyncio.run(create())
     url = database_url(name)
-    subprocess.run(  # noqa: S603 - our own virtualenv's inkwell
-        [str(BIN / "inkwell"), "migrate"],
+    subprocess.run(
+        [sys.executable, "-m", "src.cli", "migrate"],
         check=True,
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url},
+        env={**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)},
     )
     return url
 
@@ -99,6 +99,7 @@ class Server:
     port: int
     env: dict[str, str]
     log_path: Path
+    cwd: Path = ROOT
     process: subprocess.Popen[bytes] | None = None
     _log: object = None
 
@@ -111,7 +112,7 @@ class Server:
         log = self.log_path.open("wb")
         self._log = log
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and scripts
-            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -142,7 +143,14 @@ class Server:
         return process.returncode
 
 
-def inkwell_server(port: int, env: dict[str, str], log_path: Path) -> Server:
+def inkwell_server(
+    port: int, env: dict[str, str], log_path: Path, source: Path = ROOT, name: str = "inkwell"
+) -> Server:
+    """`inkwell serve` from the source tree `source` (this checkout unless told otherwise).
+
+    Run as `python -m src.cli` with `source` first on the path, not through the `inkwell`
+    script: that one imports whichever tree the virtualenv was installed from.
+    """
     full_env = {
         **os.environ,
         "HOST": "127.0.0.1",
@@ -151,9 +159,11 @@ def inkwell_server(port: int, env: dict[str, str], log_path: Path) -> Server:
         "SHUTDOWN_DRAIN_SECONDS": "0",
         "APP_ENV": "development",
         "LOG_FORMAT": "json",
+        "PYTHONPATH": str(source),
         **env,
     }
-    return Server("inkwell", [str(BIN / "inkwell"), "serve"], port, full_env, log_path)
+    argv = [sys.executable, "-m", "src.cli", "serve"]
+    return Server(name, argv, port, full_env, log_path, cwd=source)
 
 
 @contextlib.contextmanager

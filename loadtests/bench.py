@@ -1,20 +1,26 @@
 """`make bench`: Inkwell against the framework's ceiling and bcrypt, in one run, one machine.
 
 1. Starts (a) `loadtests/ceiling.py` — bare FastAPI returning a small JSON object — and (b)
-   Inkwell (`inkwell serve`) on PostgreSQL + Redis with every middleware, JSON access logs
-   (to `var/bench/server.log`), metrics and tracing on without an exporter endpoint; one
-   uvicorn worker each (uvloop, httptools). Rate limiting stays *on* with a limit no run can
-   reach (`RATE_LIMIT_DEFAULT` / `RATE_LIMIT_AUTH` = 1000000000/minute), so its Redis round
-   trips are part of the figures but it never throttles.
-2. Seeds one author with 25 published items (a full first page, a profile with 20 summaries)
-   in a fresh database `inkwell_bench` (Redis keys under `inkwell-bench:`), and warms the cache.
+   Inkwell (`inkwell serve` from this checkout) three times: on PostgreSQL + Redis, on the
+   embedded SQLite default, and on PostgreSQL + Redis with traces exported over OTLP/HTTP
+   (every request sampled, `OTEL_TRACES_SAMPLER=always_on`) to a local receiver in its own
+   process (`loadtests/otlp_sink.py`). Each with every middleware, JSON access logs (to
+   `var/bench/server-<variant>.log`), metrics on; one uvicorn worker each (uvloop,
+   httptools). Rate limiting stays *on* with a limit no run can reach (`RATE_LIMIT_DEFAULT`
+   / `RATE_LIMIT_AUTH` = 1000000000/minute), so its cost is part of the figures but it never
+   throttles. `--backend postgres|sqlite|otlp` runs one of them alone.
+2. Seeds each with one author and 25 published items (a full first page, a profile with 20
+   summaries) on fresh databases (`inkwell_bench`, `inkwell_bench_otlp`, a new SQLite file;
+   Redis keys under `inkwell-bench:`), and warms the caches.
 3. Drives each target with `wrk` (one thread, `--connections`) when it is installed, else with
-   `loadtests/loadgen.py` at the same concurrency, alternating ceiling and Inkwell runs for
-   `--rounds` rounds; the table shows each target's median.
+   `loadtests/loadgen.py` at the same concurrency: for each target the ceiling, then every
+   variant, for `--rounds` rounds; the table shows medians. Around each run the server's CPU
+   time (psutil, user + system) is read: CPU per request is that over the requests served.
 4. Alternates, for `--rounds` rounds, bcrypt alone (same `BCRYPT_ROUNDS`, a thread pool of
-   `nproc`) and signups under the same load tool while a prober reads `/health` every 20 ms.
-5. Prints one table and writes `var/bench.json`. Exits 1 when any request failed, 2 when
-   PostgreSQL or Redis is not reachable.
+   `nproc`) and signups on each backend under the same load tool while a prober reads
+   `/health` every 20 ms.
+5. Prints one table (a column group per variant) and writes `var/bench.json`. Exits 1 when any
+   request failed, 2 when PostgreSQL or Redis is needed and not reachable.
 """
 
 from __future__ import annotations
@@ -75,6 +81,12 @@ def parse_args() -> argparse.Namespace:
         choices=("on", "off"),
         default="on",
         help="on: the limiter runs with an unreachable limit; off: RATE_LIMIT_ENABLED=false",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("both", "postgres", "sqlite", "otlp"),
+        default="both",
+        help="both: PostgreSQL + Redis, the embedded SQLite, and PostgreSQL + Redis with OTLP on",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench.json")
     return parser.parse_args()
@@ -138,8 +150,15 @@ class Driver:
         return [*command, f"--signup={signup}"] if signup else command
 
     def run(
-        self, url: str, connections: int, duration: float, signup: str | None = None
+        self,
+        url: str,
+        connections: int,
+        duration: float,
+        signup: str | None = None,
+        server: Server | None = None,
     ) -> dict[str, Any]:
+        """The load tool's figures; with `server`, also its CPU per request (`cpu_us`)."""
+        before = server_cpu(server) if server is not None else 0.0
         done = subprocess.run(  # noqa: S603 - wrk or our own script
             self.command(url, connections, duration, signup),
             capture_output=True,
@@ -147,7 +166,25 @@ class Driver:
             timeout=duration + 60,
             check=False,
         )
-        return _result(done.stdout + done.stderr)
+        result = _result(done.stdout + done.stderr)
+        if server is not None and result.get("requests"):
+            spent = server_cpu(server) - before
+            result["cpu_us"] = round(spent / result["requests"] * 1e6, 1)
+        return result
+
+
+def server_cpu(server: Server) -> float:
+    """Seconds of CPU (user + system) of the server's process and its children so far."""
+    assert server.process is not None
+    process = psutil.Process(server.process.pid)
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def start_prober(url: str, duration: float, interval_ms: float = 20) -> subprocess.Popen[str]:
@@ -251,21 +288,77 @@ def machine() -> dict[str, Any]:
     }
 
 
-def start_all(ceiling: Server, inkwell: Server) -> None:
-    ceiling.start(ready_path="/")
-    try:
-        inkwell.start()
-    except BaseException:
-        ceiling.stop()
-        raise
+VARIANTS = {  # name -> label: the same code on each backend, and with traces exported
+    "postgres": "PostgreSQL + Redis",
+    "sqlite": "embedded SQLite",
+    "otlp": "PostgreSQL + Redis, OTLP export on",
+}
+
+
+def start_otlp_sink() -> tuple[subprocess.Popen[str], str]:
+    sink = subprocess.Popen(  # noqa: S603 - our own script
+        [sys.executable, str(HERE / "otlp_sink.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert sink.stdout is not None
+    line = sink.stdout.readline()
+    if not line.startswith("OTLP_SINK "):
+        sink.kill()
+        raise RuntimeError(f"the OTLP receiver did not start: {line}")
+    return sink, line.split()[1]
+
+
+def stop_otlp_sink(sink: subprocess.Popen[str]) -> dict[str, Any]:
+    sink.terminate()
+    output = sink.communicate(timeout=30)[0]
+    for line in output.splitlines():
+        if line.startswith("OTLP_SINK_RESULT "):
+            result: dict[str, Any] = json.loads(line.removeprefix("OTLP_SINK_RESULT "))
+            return result
+    return {"spans": None, "exports": None}
+
+
+def inkwell_variant(
+    variant: str, args: argparse.Namespace, scratch: Path, otlp_url: str | None
+) -> Server:
+    env = {
+        "RATE_LIMIT_ENABLED": "true" if args.rate_limit == "on" else "false",
+        "RATE_LIMIT_DEFAULT": UNREACHABLE_LIMIT,
+        "RATE_LIMIT_AUTH": UNREACHABLE_LIMIT,
+        "BCRYPT_ROUNDS": str(args.bcrypt_rounds),
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
+        "APP_ENV": "production",
+        "JWT_SECRET": uuid.uuid4().hex * 2,
+    }
+    if variant == "sqlite":
+        database = scratch / "inkwell-bench.db"
+        for leftover in scratch.glob("inkwell-bench.db*"):
+            leftover.unlink()
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
+    else:
+        name = DATABASE if variant == "postgres" else f"{DATABASE}_{variant}"
+        env |= {
+            "DATABASE_URL": create_database(name, recreate=True),
+            "REDIS_URL": REDIS_URL,
+            "REDIS_KEY_PREFIX": f"{REDIS_PREFIX}{variant}:",
+        }
+    if variant == "otlp":
+        assert otlp_url is not None
+        env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url, "OTEL_TRACES_SAMPLER": "always_on"}
+    return inkwell_server(free_port(), env, scratch / f"server-{variant}.log", name=variant)
 
 
 def main() -> int:
     args = parse_args()
-    if not (reachable(5432) and reachable(6379)):
+    variants = ["postgres", "sqlite", "otlp"] if args.backend == "both" else [args.backend]
+    if variants != ["sqlite"] and not (reachable(5432) and reachable(6379)):
         print(
             "bench: PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are required; "
-            "start them (see README 'Running against PostgreSQL and Redis') and retry.",
+            "start them (see README 'Running against PostgreSQL and Redis') and retry, "
+            "or run the embedded default alone with --backend sqlite.",
             file=sys.stderr,
         )
         return 2
@@ -275,10 +368,11 @@ def main() -> int:
     cores = os.cpu_count() or 1
     signup_connections = args.signup_connections or 4 * cores
     scratch = ROOT / "var" / "bench"
+    scratch.mkdir(parents=True, exist_ok=True)
     driver = Driver(tool, scratch)
 
-    print(f"bench: database {DATABASE} (fresh), Redis prefix {REDIS_PREFIX}, tool {tool}")
-    url = create_database(DATABASE, recreate=True)
+    print(f"bench: {', '.join(VARIANTS[v] for v in variants)}; databases {DATABASE}* (fresh), "
+          f"Redis prefix {REDIS_PREFIX}; tool {tool}")  # fmt: skip
     forget_redis_prefix(REDIS_PREFIX)
     ceiling = Server(
         "ceiling",
@@ -307,139 +401,174 @@ def main() -> int:
         dict(os.environ),
         scratch / "ceiling.log",
     )
-    inkwell = inkwell_server(
-        free_port(),
-        {
-            "DATABASE_URL": url,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_KEY_PREFIX": REDIS_PREFIX,
-            "RATE_LIMIT_ENABLED": "true" if args.rate_limit == "on" else "false",
-            "RATE_LIMIT_DEFAULT": UNREACHABLE_LIMIT,
-            "RATE_LIMIT_AUTH": UNREACHABLE_LIMIT,
-            "BCRYPT_ROUNDS": str(args.bcrypt_rounds),
-            "LOG_LEVEL": "INFO",
-            "LOG_FORMAT": "json",
-            "APP_ENV": "production",
-            "JWT_SECRET": uuid.uuid4().hex * 2,
-        },
-        scratch / "server.log",
-    )
+    sink, otlp_url = start_otlp_sink() if "otlp" in variants else (None, None)
+    servers = {variant: inkwell_variant(variant, args, scratch, otlp_url) for variant in variants}
     results: dict[str, Any] = {
         "machine": machine(),
         "tool": tool,
         "connections": args.connections,
         "rate_limit": args.rate_limit,
-        "runs": {},
+        "variants": {variant: VARIANTS[variant] for variant in variants},
     }
-    runs: dict[str, list[dict[str, Any]]] = {"ceiling": [], "content": [], "user": [], "list": []}
-    start_all(ceiling, inkwell)
+    runs: dict[str, list[dict[str, Any]]] = {"ceiling": []}
+    runs |= {f"{variant}:{target}": [] for variant in variants for target in TARGETS}
+    signup_variants = [variant for variant in variants if variant != "otlp"]
+    started: list[Server] = []
+    hash_rates: list[float] = []
     try:
-        ids = seed(inkwell.url)
-        urls = {
-            "ceiling": ceiling.url + "/",
-            "content": f"{inkwell.url}/api/v1/content/{ids['content_id']}",
-            "user": f"{inkwell.url}/api/v1/users/{ids['user_id']}",
-            "list": f"{inkwell.url}/api/v1/content",
-        }
+        for server in (ceiling, *servers.values()):
+            server.start(ready_path="/" if server is ceiling else "/health")
+            started.append(server)
+        urls: dict[str, str] = {"ceiling": ceiling.url + "/"}
+        for variant, server in servers.items():
+            ids = seed(server.url)
+            urls |= {
+                f"{variant}:content": f"{server.url}/api/v1/content/{ids['content_id']}",
+                f"{variant}:user": f"{server.url}/api/v1/users/{ids['user_id']}",
+                f"{variant}:list": f"{server.url}/api/v1/content",
+            }
         for target in urls.values():  # warm-up: connections, pools, caches
             driver.run(target, args.connections, 2)
         for round_number in range(1, args.rounds + 1):
-            for name in ("ceiling", "content", "ceiling", "user", "ceiling", "list"):
-                figures = driver.run(urls[name], args.connections, args.duration)
-                runs[name].append(figures)
-                print(f"  round {round_number} {name:<8} {figures}")
+            # The ceiling before each target, and the variants of a target back to back, so a
+            # shift in the shared machine's load falls on every column alike.
+            for target in TARGETS:
+                for name in ("ceiling", *(f"{variant}:{target}" for variant in variants)):
+                    server = ceiling if name == "ceiling" else servers[name.partition(":")[0]]
+                    figures = driver.run(urls[name], args.connections, args.duration, server=server)
+                    runs[name].append(figures)
+                    print(f"  round {round_number} {name:<16} {figures}")
 
         # bcrypt alone and signups alternate too; each signup run has /health probed beside it
-        hash_rates: list[float] = []
-        signups: list[dict[str, Any]] = []
-        healths: list[dict[str, Any]] = []
+        for variant in signup_variants:
+            runs[f"{variant}:signup"], runs[f"{variant}:health"] = [], []
         for round_number in range(1, args.rounds + 1):
             hash_rates.append(bcrypt_throughput(args.bcrypt_rounds, cores, args.signup_duration))
-            prober = start_prober(inkwell.url + "/health", args.signup_duration)
-            signups.append(
-                driver.run(
-                    inkwell.url,
-                    signup_connections,
-                    args.signup_duration,
-                    signup=uuid.uuid4().hex[:8],
+            print(f"  round {round_number} bcrypt alone {hash_rates[-1]:.2f}/s")
+            for variant in signup_variants:
+                server = servers[variant]
+                prober = start_prober(server.url + "/health", args.signup_duration)
+                runs[f"{variant}:signup"].append(
+                    driver.run(
+                        server.url,
+                        signup_connections,
+                        args.signup_duration,
+                        signup=uuid.uuid4().hex[:8],
+                        server=server,
+                    )
                 )
-            )
-            healths.append(_result(prober.communicate(timeout=args.signup_duration + 60)[0]))
-            print(
-                f"  round {round_number} bcrypt alone {hash_rates[-1]:.2f}/s; "
-                f"signup {signups[-1]}; /health beside it {healths[-1]}"
-            )
-        runs["signup"] = signups
-        runs["health"] = healths
-        hashes = statistics.median(hash_rates)
+                health = _result(prober.communicate(timeout=args.signup_duration + 60)[0])
+                runs[f"{variant}:health"].append(health)
+                print(
+                    f"  round {round_number} {variant} signup {runs[f'{variant}:signup'][-1]}; "
+                    f"/health beside it {health}"
+                )
     finally:
-        inkwell.stop()
-        ceiling.stop()
+        for server in reversed(started):
+            server.stop()
+        if sink is not None:
+            results["otlp_receiver"] = stop_otlp_sink(sink)
     results["runs"] = {**runs, "bcrypt_alone": hash_rates}
-
-    ceiling_rps = statistics.median(run["rps"] for run in runs["ceiling"])
-    rows: list[dict[str, Any]] = []
-
-    def median_of(name: str) -> dict[str, Any]:
-        return {
-            key: statistics.median(run[key] for run in runs[name])
-            for key in ("rps", "p50_ms", "p99_ms")
-        } | {"errors": sum(run["errors"] for run in runs[name])}
-
-    ceiling_row = median_of("ceiling")
-    rows.append({"name": "ceiling: bare FastAPI GET /", **ceiling_row, "ratio": 1.0,
-                 "target": None})  # fmt: skip
-    for name, (target, label) in TARGETS.items():
-        row = median_of(name)
-        rows.append({"name": label, **row, "ratio": row["rps"] / ceiling_rps, "target": target})
-    rows.append({"name": f"bcrypt alone ({cores} threads, {args.bcrypt_rounds} rounds)",
-                 "rps": round(hashes, 2), "p50_ms": None, "p99_ms": None, "errors": 0,
-                 "ratio": None, "target": None})  # fmt: skip
-    signup = median_of("signup")
-    rows.append({"name": "POST /api/v1/signup (vs bcrypt alone)", **signup,
-                 "ratio": signup["rps"] / hashes, "target": 0.85})  # fmt: skip
-    health = median_of("health")
-    rows.append({"name": "GET /health while signups saturate the CPU", **health,
-                 "ratio": None, "target": None, "p99_target_ms": 50})  # fmt: skip
-    results["table"] = rows
-
-    print()
-    print(
-        f"{results['machine']['date']} · commit {results['machine']['commit']} · "
-        f"{cores} cores ({results['machine']['cpu_model']}), "
-        f"{results['machine']['memory_gib']} GiB · {tool}, {args.connections} connections, "
-        f"{args.duration:g} s × {args.rounds} rounds (medians), rate limiting {args.rate_limit}"
-    )
-    print()
-    print(
-        f"| {'target':<46} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'ratio':>6} | "
-        f"{'budget':<10} |"
-    )
-    print(f"|{'-' * 48}|{'-' * 9}:|{'-' * 8}:|{'-' * 8}:|{'-' * 7}:|{'-' * 12}|")
-    failed_requests = 0
-    for row in rows:
-        failed_requests += row["errors"] or 0
-        ratio = f"{row['ratio']:.0%}" if row["ratio"] is not None else ""
-        budget = ""
-        if row.get("target") is not None:
-            ok = row["ratio"] >= row["target"]
-            budget = f">= {row['target']:.0%} {'ok' if ok else 'MISS'}"
-        if row.get("p99_target_ms") is not None:
-            ok = row["p99_ms"] < row["p99_target_ms"]
-            budget = f"p99 < {row['p99_target_ms']} {'ok' if ok else 'MISS'}"
-        p50 = f"{row['p50_ms']:.2f}" if row["p50_ms"] is not None else ""
-        p99 = f"{row['p99_ms']:.2f}" if row["p99_ms"] is not None else ""
-        print(
-            f"| {row['name']:<46} | {row['rps']:>8.1f} | {p50:>7} | {p99:>7} | {ratio:>6} | "
-            f"{budget:<10} |"
-        )
+    results["table"] = table(runs, variants, signup_variants, hash_rates)
+    print_table(results, args, cores)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nresults: {args.out}")
-    if failed_requests:
-        print(f"bench: {failed_requests} requests failed; see var/bench/server.log")
+    failed = sum(run.get("errors", 0) for name, list_ in runs.items() for run in list_
+                 if name != "ceiling")  # fmt: skip
+    if failed:
+        print(f"bench: {failed} requests failed; see var/bench/server-*.log")
         return 1
     return 0
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = [key for key in ("rps", "p50_ms", "p99_ms", "cpu_us") if all(key in r for r in runs)]
+    return {key: statistics.median(run[key] for run in runs) for key in keys} | {
+        "errors": sum(run["errors"] for run in runs)
+    }
+
+
+def table(
+    runs: dict[str, list[dict[str, Any]]],
+    variants: list[str],
+    signup_variants: list[str],
+    hash_rates: list[float],
+) -> list[dict[str, Any]]:
+    """One row per target; in each, one cell per variant (medians, ratio to the ceiling)."""
+    ceiling = _median(runs["ceiling"])
+    rows: list[dict[str, Any]] = [
+        {"name": "ceiling: bare FastAPI GET /", "target": None,
+         "cells": {"ceiling": {**ceiling, "ratio": 1.0}}},
+    ]  # fmt: skip
+    for target, (ratio_target, label) in TARGETS.items():
+        cells = {}
+        for variant in variants:
+            cell = _median(runs[f"{variant}:{target}"])
+            cells[variant] = {**cell, "ratio": cell["rps"] / ceiling["rps"]}
+        rows.append({"name": label, "target": ratio_target, "cells": cells})
+    hashes = statistics.median(hash_rates)
+    rows.append({"name": "bcrypt alone (threads = cores)", "target": None,
+                 "cells": {"bcrypt": {"rps": round(hashes, 2)}}})  # fmt: skip
+    signup_cells = {}
+    health_cells = {}
+    for variant in signup_variants:
+        cell = _median(runs[f"{variant}:signup"])
+        # Each signup run against the bcrypt run just before it: the machine's load moves
+        # between rounds, and both figures of a round share it.
+        pairs = zip(runs[f"{variant}:signup"], hash_rates, strict=True)
+        ratios = [run["rps"] / rate for run, rate in pairs]
+        signup_cells[variant] = {**cell, "ratio": statistics.median(ratios)}
+        health_cells[variant] = _median(runs[f"{variant}:health"])
+    rows.append({"name": "POST /api/v1/signup (ratio: to bcrypt alone, per round)", "target": 0.90,
+                 "cells": signup_cells})  # fmt: skip
+    rows.append({"name": "GET /health p99 while signups saturate the CPU", "target": None,
+                 "p99_target_ms": 50, "cells": health_cells})  # fmt: skip
+    return rows
+
+
+def print_table(results: dict[str, Any], args: argparse.Namespace, cores: int) -> None:
+    machine_ = results["machine"]
+    variants = list(results["variants"])
+    print()
+    print(
+        f"{machine_['date']} · commit {machine_['commit']} · {cores} cores "
+        f"({machine_['cpu_model']}), {machine_['memory_gib']} GiB · {results['tool']}, "
+        f"{args.connections} connections, {args.duration:g} s × {args.rounds} rounds (medians), "
+        f"rate limiting {args.rate_limit}; server CPU per request from psutil"
+    )
+    print()
+    head = "| target | budget |" + "".join(
+        f" {results['variants'][v]}: req/s | p99 ms | ratio | CPU µs/req |" for v in variants
+    )
+    print(head)
+    print("|---|---|" + "---:|---:|---:|---:|" * len(variants))
+    for row in results["table"]:
+        cells = row["cells"]
+        budget = ""
+        if row.get("target") is not None:
+            budget = f">= {row['target']:.0%}"
+        if row.get("p99_target_ms") is not None:
+            budget = f"p99 < {row['p99_target_ms']} ms"
+        line = f"| {row['name']} | {budget} |"
+        lone = cells.get("ceiling") or cells.get("bcrypt")
+        for variant in variants:
+            cell = lone if lone is not None and variant == variants[0] else cells.get(variant)
+            if cell is None:
+                line += " | | | |"
+                continue
+            ratio = f"{cell['ratio']:.0%}" if "ratio" in cell else ""
+            if row.get("target") is not None and "ratio" in cell:
+                ratio += " ok" if cell["ratio"] >= row["target"] else " MISS"
+            p99 = f"{cell['p99_ms']:.2f}" if cell.get("p99_ms") is not None else ""
+            if row.get("p99_target_ms") is not None and cell.get("p99_ms") is not None:
+                p99 += " ok" if cell["p99_ms"] < row["p99_target_ms"] else " MISS"
+            cpu = f"{cell['cpu_us']:.0f}" if cell.get("cpu_us") is not None else ""
+            line += f" {cell['rps']:.1f} | {p99} | {ratio} | {cpu} |"
+        print(line)
+    receiver = results.get("otlp_receiver")
+    if receiver:
+        print(f"\nOTLP receiver: {receiver['spans']} spans in {receiver['exports']} exports")
 
 
 if __name__ == "__main__":

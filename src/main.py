@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,7 +35,7 @@ from src.middleware.hot_reads import HotRead, HotReads
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.observability.ai import InstrumentedProvider, MetricsObserver
-from src.observability.logging import configure_logging
+from src.observability.logging import configure_logging, stop_log_writer
 from src.observability.metrics import Metrics
 from src.observability.tracing import configure_tracing
 from src.probes import router as probes
@@ -208,6 +209,8 @@ def create_app(
             await database.dispose()
             metrics.close()
             await tracing.flush()
+            # Queued lines are written before the server's last steps (see stop_log_writer).
+            await asyncio.to_thread(stop_log_writer)
 
     app = FastAPI(
         title="Inkwell",

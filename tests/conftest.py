@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from src.cli import migrate
 from src.core.tables import contents_search, metadata
 from src.main import create_app
+from src.observability.logging import flush_logs
 from src.observability.tracing import configure_tracing
 from src.settings import Settings
 
@@ -203,11 +204,17 @@ async def running_app(backend: Backend, **overrides: Any) -> AsyncIterator[httpx
     _test_counter += 1
     overrides.setdefault("redis_key_prefix", f"inkwell-test-{RUN_ID}:{_test_counter}:")
     app = create_app(backend.settings(**overrides))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://inkwell.test") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://inkwell.test"
+            ) as client:
+                client.app = app  # type: ignore[attr-defined]
+                yield client
+    finally:
+        # Log lines are written by a thread: the test's own are out before it reads its output.
+        flush_logs()
 
 
 async def _assert_read_models_match(database_url: str) -> None:

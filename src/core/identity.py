@@ -13,9 +13,9 @@ change or a deactivation takes effect on the next request with the tokens alread
 The look-up reads the **primary**, never the replica: a replica that lags would accept a
 session that has just ended (the point of ending it is lost) and refuse one that has just
 begun (a fresh login answering 401). It runs on the driver's own connection from the write
-engine's pool as a prepared statement (asyncpg and sqlite3 both cache them per connection):
-SQLAlchemy's per-statement cost would otherwise be most of the check (measured in
-`loadtests/session_check.py`). Other drivers take the SQLAlchemy Core path.
+engine's pool as a prepared statement (asyncpg and sqlite3 both cache them per connection;
+`src/core/db/driver.py`): SQLAlchemy's per-statement cost would otherwise be most of the check
+(measured in `loadtests/session_check.py`). Other drivers take the SQLAlchemy Core path.
 
 A token is verified once per request, whoever asks first (rate limit, idempotency, route):
 the outcome is kept in the ASGI scope, keyed by the exact token string.
@@ -24,28 +24,23 @@ the outcome is kept in the ASGI scope, keyed by the exact token string.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from opentelemetry import trace
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
 from starlette.types import Scope
 
+from src.core.db.driver import run_on_driver
 from src.core.errors.types import InvalidToken, Unauthenticated
 from src.core.security import TokenClaims, TokenService
 from src.core.tables import sessions, users, utcnow
 
 bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-tracer = trace.get_tracer(__name__)
 
 Role = Literal["viewer", "creator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "creator", "admin")
@@ -145,14 +140,6 @@ _CORE_LOOK_UP = (
     .where(sessions.c.id == bindparam("session"), sessions.c.user_id == bindparam("user"))
 )
 
-# Failures of the driver that mean the database is unreachable (a 503), not a bug.
-_DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    sqlite3.OperationalError,
-)
-
 Row = tuple[Any, Any] | None
 LookUp = Callable[[Any, uuid.UUID, uuid.UUID, dt.datetime], Awaitable[Row]]
 
@@ -192,30 +179,10 @@ async def live_principal(engine: AsyncEngine, claims: TokenClaims) -> Principal 
 
 
 async def _raw_look_up(engine: AsyncEngine, look_up: LookUp, claims: TokenClaims) -> Row:
-    connection: PoolProxiedConnection = await engine.raw_connection()
-    try:
-        # The SQLAlchemy instrumentation does not see the driver's own statements: the round
-        # trip gets its span here, named and described as theirs are.
-        with tracer.start_as_current_span(
-            "SELECT sessions",
-            kind=trace.SpanKind.CLIENT,
-            attributes={
-                "db.system.name": engine.dialect.name,
-                "db.operation.name": "SELECT",
-                "db.collection.name": "sessions",
-            },
-        ):
-            row = await look_up(
-                connection.driver_connection, claims.session_id, claims.subject, utcnow()
-            )
-    except BaseException as error:
-        # A connection that failed or was interrupted mid-statement is not handed out again.
-        await greenlet_spawn(connection.invalidate, error)
-        if isinstance(error, _DRIVER_UNAVAILABLE):
-            raise ConnectionError("the session look-up could not reach the database") from error
-        raise
-    await greenlet_spawn(connection.close)
-    return row
+    async def run(driver: Any) -> Row:
+        return await look_up(driver, claims.session_id, claims.subject, utcnow())
+
+    return await run_on_driver(engine, run, operation="SELECT", collection="sessions")
 
 
 async def _core_look_up(engine: AsyncEngine, claims: TokenClaims) -> Row:

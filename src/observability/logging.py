@@ -7,22 +7,36 @@
 * Secrets never reach a sink: the code never logs bodies or headers, and `redact()` scrubs
   anything shaped like a bearer token, a JWT or a bcrypt hash from every message as a last
   line of defence.
+* Lines are rendered and written by one writer thread (`LineWriter`): the event loop only
+  hands loguru's record over. The queue is bounded; when stdout does not keep up, new lines
+  are dropped and counted (a `log.dropped` line says how many) instead of stalling requests.
+  The lifespan's end drains the queue and stops the thread (what is logged after it is written
+  synchronously); so does the process's exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
+import os
+import queue
 import re
 import sys
+import threading
 import traceback
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TextIO
 
 import orjson
 from loguru import logger
 from opentelemetry import trace
 
 from src.core.context import correlation_id_var, request_id_var
+
+# Records waiting for the writer thread; beyond this many, new ones are dropped and counted.
+QUEUE_CAPACITY = 10_000
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
@@ -52,7 +66,8 @@ def _patch(record: Any) -> None:
     record["message"] = redact(record["message"])
 
 
-def _json_sink_format(record: Any) -> str:
+def render_json(record: Any) -> str:
+    """One JSON object and its newline: run in the writer thread, never on the event loop."""
     payload: dict[str, Any] = {
         "timestamp": record["time"].astimezone(dt.UTC).isoformat(timespec="milliseconds"),
         "level": record["level"].name,
@@ -67,14 +82,31 @@ def _json_sink_format(record: Any) -> str:
             "message": redact(str(exc_value)),
             "stack": redact("".join(traceback.format_exception(exc_type, exc_value, exc_tb))),
         }
-    record["extra"]["_json"] = orjson.dumps(payload, default=str).decode()
-    return "{extra[_json]}\n"
+    return orjson.dumps(payload, default=str, option=orjson.OPT_APPEND_NEWLINE).decode()
 
 
-_PRETTY = (
-    "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
-    "<cyan>{extra[request_id]}</cyan> {message} <dim>{extra}</dim>\n{exception}"
-)
+_ANSI = {"TRACE": "36;1", "DEBUG": "34;1", "INFO": "1", "SUCCESS": "32;1", "WARNING": "33;1",
+         "ERROR": "31;1", "CRITICAL": "41;1"}  # fmt: skip
+
+
+def render_pretty(record: Any, *, colour: bool) -> str:
+    """A terminal line: time, level, request id, message, the extras, then any stack."""
+    extra = {k: v for k, v in record["extra"].items() if not k.startswith("_")}
+    parts = [
+        record["time"].strftime("%H:%M:%S.") + f"{record['time'].microsecond // 1000:03d}",
+        f"{record['level'].name: <7}",
+        str(extra.get("request_id", "")),
+        record["message"],
+        str(extra),
+    ]
+    if colour:
+        codes = ("32", _ANSI.get(record["level"].name, "1"), "36", "0", "2")
+        parts = [f"\x1b[{code}m{part}\x1b[0m" for code, part in zip(codes, parts, strict=True)]
+    line = " ".join(parts) + "\n"
+    if record["exception"] is not None:
+        exc_type, exc_value, exc_tb = record["exception"]
+        line += redact("".join(traceback.format_exception(exc_type, exc_value, exc_tb)))
+    return line
 
 
 class _InterceptHandler(logging.Handler):
@@ -93,12 +125,171 @@ class _InterceptHandler(logging.Handler):
         )
 
 
-def _write_stdout(message: str) -> None:
-    # Looked up at every write, so a replaced sys.stdout (test capture) is followed; flushed
-    # at once, so lines are not held back in a buffer when stdout is a pipe.
-    stream = sys.stdout
-    stream.write(message)
-    stream.flush()
+class LineWriter:
+    """Renders and writes log lines in one daemon thread, fed through a bounded queue.
+
+    The caller (the event loop, mostly) only hands loguru's record over: no JSON rendering, no
+    write, no flush on the loop. When the queue is full — stdout stalled, a log collector
+    stuck — new records are dropped and counted rather than blocking the loop; the writer
+    says how many in a `log.dropped` WARNING line once it catches up. `flush()` waits for
+    every line handed over so far; `close()` drains and stops the thread (at exit), after
+    which records are written synchronously.
+    """
+
+    def __init__(self, capacity: int = QUEUE_CAPACITY) -> None:
+        self.capacity = capacity
+        self.dropped_total = 0
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._render: Callable[[Any], str] = render_json
+        self._stream: Callable[[], TextIO] = lambda: sys.stdout
+        self._dropped = 0
+        self._drop_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def configure(self, render: Callable[[Any], str], stream: Callable[[], TextIO]) -> None:
+        self.flush()  # lines already handed over keep the format they were logged with
+        self._render, self._stream = render, stream
+        self._closed = False  # (re)opened: the thread starts again on the next line
+
+    def __call__(self, message: Any) -> None:
+        """The loguru sink: the record goes to the thread, or is dropped when the queue is full."""
+        if self._closed:
+            self._write([self._safe_render(message.record)])
+            return
+        if self._thread is None:
+            self._start()
+        if self._queue.qsize() >= self.capacity:
+            with self._drop_lock:
+                self._dropped += 1
+                self.dropped_total += 1
+            return
+        self._queue.put(message.record)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Blocks until every record handed over so far is written (or `timeout` passes)."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Drains the queue and stops the thread; later lines are written synchronously."""
+        thread = self._thread
+        self._closed = True
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)
+            thread.join(timeout)
+        with self._start_lock:
+            if self._thread is thread:
+                self._thread = None
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+            thread.start()
+            self._thread = thread
+
+    def after_fork_in_child(self) -> None:
+        # A forked child has the parent's queue but not its thread: it starts its own on its
+        # first line (what the parent had queued is the parent's to write).
+        self._queue = queue.SimpleQueue()
+        self._drop_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            lines: list[str] = []
+            for item in batch:
+                if item is _STOP:
+                    self._write(lines)
+                    self._drain_after_stop()
+                    return
+                if isinstance(item, threading.Event):
+                    self._write(lines)
+                    lines = []
+                    item.set()
+                    continue
+                lines.append(self._safe_render(item))
+            self._write(lines)
+
+    def _drain_after_stop(self) -> None:
+        lines: list[str] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, threading.Event):
+                item.set()
+            elif item is not _STOP:
+                lines.append(self._safe_render(item))
+        self._write(lines)
+
+    def _safe_render(self, record: Any) -> str:
+        try:
+            return self._render(record)
+        except Exception as exc:  # a line that cannot be rendered must not stop the writer
+            return self._render_notice(f"a log line could not be rendered: {type(exc).__name__}")
+
+    def _render_notice(self, message: str, **fields: Any) -> str:
+        payload = {
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "level": "WARNING",
+            "message": message,
+            "logger": __name__,
+            **fields,
+        }
+        return orjson.dumps(payload, option=orjson.OPT_APPEND_NEWLINE).decode()
+
+    def _write(self, lines: list[str]) -> None:
+        with self._drop_lock:
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            notice = f"{dropped} log lines dropped: the log stream did not keep up"
+            lines.append(self._render_notice(notice, event="log.dropped", dropped=dropped))
+        if not lines:
+            return
+        # Looked up at every write, so a replaced sys.stdout (test capture) is followed; flushed
+        # at once, so lines are not held back in a buffer when stdout is a pipe.
+        stream = self._stream()
+        try:
+            stream.write("".join(lines))
+            stream.flush()
+        except (OSError, ValueError):  # stdout closed or gone: nothing left to tell
+            pass
+
+
+_STOP = object()
+_BATCH = 256
+_writer = LineWriter()
+atexit.register(_writer.close)
+os.register_at_fork(after_in_child=_writer.after_fork_in_child)
+
+
+def flush_logs(timeout: float = 5.0) -> None:
+    """Waits until every line logged so far is written (for a reader of the output)."""
+    _writer.flush(timeout)
+
+
+def stop_log_writer(timeout: float = 5.0) -> None:
+    """At the application's shutdown: every queued line is written, and the few lines logged
+    after it (the server's own last words) are written synchronously. uvicorn ends a process
+    stopped by SIGTERM by raising that signal again, with the default handler: the process
+    dies without running `atexit`, so nothing may be left in a queue by then."""
+    _writer.close(timeout)
 
 
 def configure_logging(level: str, fmt: str) -> None:
@@ -106,10 +297,12 @@ def configure_logging(level: str, fmt: str) -> None:
     logger.remove()
     logger.configure(patcher=_patch)
     if fmt == "json":
-        logger.add(_write_stdout, level=level, format=_json_sink_format, backtrace=False,
-                   diagnose=False, colorize=False)  # fmt: skip
+        _writer.configure(render_json, lambda: sys.stdout)
     else:
-        logger.add(sys.stderr, level=level, format=_PRETTY, backtrace=False, diagnose=False)
+        colour = sys.stderr.isatty()
+        _writer.configure(partial(render_pretty, colour=colour), lambda: sys.stderr)
+    # The format is empty: loguru hands the record to the sink, which renders it off the loop.
+    logger.add(_writer, level=level, format="", backtrace=False, diagnose=False, colorize=False)
     logging.basicConfig(
         handlers=[_InterceptHandler()], level=logging.getLevelName(level), force=True
     )

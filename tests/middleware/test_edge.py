@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import Message
 
+from src.observability.logging import flush_logs
 from src.slices.signup.commands import SignUp
 from tests.helpers import assert_problem, signup_body
 
@@ -270,5 +271,6 @@ async def client_leaves_mid_body(client: httpx.AsyncClient, capsys: Any) -> None
     metrics = (await client.get("/metrics")).text
     assert 'http_response_status_code="499",http_route="/api/v1/signup"' in metrics
     assert 'http_response_status_code="500"' not in metrics
+    flush_logs()  # lines are written by a thread; wait for the ones logged so far
     access = [line for line in capsys.readouterr().out.splitlines() if '"http.access"' in line]
     assert any('"status":499' in line for line in access), access

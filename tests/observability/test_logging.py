@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from loguru import logger
 
+from src.observability.logging import LineWriter, render_json
 from src.slices.signup.commands import SignUp
 from tests.helpers import signup_body
 
@@ -145,3 +149,42 @@ async def test_stdlib_loggers_are_routed_through_the_json_sink(
     for line in (messages["stdlib says hello"], messages["library says hello"]):
         assert set(ID_FIELDS) <= set(line)
     assert messages["stdlib says hello"]["logger_name"] == "uvicorn.error"
+
+
+class StalledStream(io.StringIO):
+    """A stdout that stops taking writes until released, as a stuck log collector does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+        self.entered = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.released.wait(10)
+        return super().write(text)
+
+
+def test_a_stalled_stdout_drops_counted_lines_and_never_blocks_the_logger() -> None:
+    stream = StalledStream()
+    writer = LineWriter(capacity=5)
+    writer.configure(render_json, lambda: stream)
+    sink = logger.add(writer, format="", level="INFO")
+    try:
+        logger.info("first")
+        assert stream.entered.wait(10)  # the writer thread is now stuck in write()
+        for index in range(50):
+            logger.info(f"line {index}")  # returns at once: 5 queued, 45 dropped
+        stream.released.set()
+        writer.flush()
+    finally:
+        logger.remove(sink)
+        writer.close()
+    lines = json_lines(stream.getvalue())
+    messages = [line["message"] for line in lines]
+
+    assert messages[:6] == ["first"] + [f"line {index}" for index in range(5)]
+    (dropped,) = [line for line in lines if line.get("event") == "log.dropped"]
+    assert dropped["dropped"] == 45
+    assert dropped["level"] == "WARNING"
+    assert writer.dropped_total == 45

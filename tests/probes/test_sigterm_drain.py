@@ -4,12 +4,14 @@ the drain period, in-flight requests finish, and the process ends cleanly."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,3 +148,27 @@ async def test_sigterm_drains_then_stops_cleanly(server: Server) -> None:
     assert exit_code in (0, -signal.SIGTERM), output
     assert "Traceback" not in output, output
     assert "draining" in output
+
+
+async def test_no_log_line_is_lost_when_sigterm_stops_the_server(server: Server) -> None:
+    # Lines are written by a thread off the event loop; the ones still queued at SIGTERM must
+    # reach stdout before the process exits.
+    run = uuid.uuid4().hex
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for index in range(200):
+            answer = await client.get(
+                f"/api/v1/users/{uuid.uuid4()}", headers={"X-Request-ID": f"{run}-{index}"}
+            )
+            assert answer.status_code == 404
+    server.process.send_signal(signal.SIGTERM)
+    exit_code = await asyncio.to_thread(server.process.wait, 30)
+    lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+
+    assert exit_code in (0, -signal.SIGTERM)
+    access = {
+        line["request_id"]
+        for line in lines
+        if line.get("event") == "http.access" and line["request_id"].startswith(run)
+    }
+    assert access == {f"{run}-{index}" for index in range(200)}
+    assert "Finished server process" in lines[-1]["message"], lines[-3:]

@@ -7,12 +7,16 @@ engine (a replica in production) in autocommit mode.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
+
+from src.core.db.driver import run_on_driver
+
+T = TypeVar("T")
 
 
 class ReadHandle:
@@ -25,6 +29,17 @@ class ReadHandle:
     def dialect(self) -> str:
         """`postgresql` or `sqlite`: for the few queries written per backend (search)."""
         return self._engine.dialect.name
+
+    @property
+    def driver(self) -> str:
+        """`asyncpg`, `aiosqlite`, …: for the hot reads that run on the driver's connection."""
+        return str(self._engine.dialect.driver)
+
+    async def on_driver(
+        self, run: Callable[[Any], Awaitable[T]], *, operation: str, collection: str
+    ) -> T:
+        """`run(driver_connection)` on a read-engine connection (see `src.core.db.driver`)."""
+        return await run_on_driver(self._engine, run, operation=operation, collection=collection)
 
     async def all(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None

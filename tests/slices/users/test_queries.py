@@ -6,7 +6,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.helpers import assert_problem, sign_up
+from src.slices.users.schemas import UserProfile
+from tests.helpers import assert_problem, authed_user, publish, sign_up
 
 
 async def test_get_user_returns_public_profile_only(client: httpx.AsyncClient) -> None:
@@ -89,3 +90,24 @@ async def test_forged_cursor_is_422(client: httpx.AsyncClient) -> None:
         "/api/v1/users", params={"cursor": forged_payload.decode() + "." + signature}
     )
     assert_problem(response, 422, "validation_error")
+
+
+async def test_profile_body_is_byte_for_byte_what_its_model_writes(
+    client: httpx.AsyncClient,
+) -> None:
+    # The profile is rendered from the read model's rows without building the Pydantic model;
+    # its bytes must still be exactly the documented schema's serialization.
+    titles = ["Ünïcode — title", 'Quotes "and" \\ backslashes', "Plain"]
+    name = 'Zoë "Ada" <b> \u00e9\U0001f600'
+    author = await authed_user(client, display_name=name, country="Ghana")
+    for title in titles:
+        await publish(client, author, title=title)
+    response = await client.get(f"/api/v1/users/{author['id']}")
+
+    assert response.status_code == 200
+    model = UserProfile.model_validate_json(response.content)
+    assert response.content == model.model_dump_json().encode()
+    assert [item.title for item in model.contents] == list(reversed(titles))
+    assert model.display_name == name
+    assert model.state is None
+    assert model.created_at.tzinfo is not None
