@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from opentelemetry import trace
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,6 +46,18 @@ class HotRead:
     template: str
     answer: HotAnswer
 
+    @property
+    def route(self) -> _RouteTemplate:
+        return _RouteTemplate(self.template)
+
+
+@dataclass(frozen=True, slots=True)
+class _RouteTemplate:
+    """What the layers in front read of the matched route (`routes.route_template`): its
+    template, as the router would have put it in the scope."""
+
+    path: str
+
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
@@ -70,7 +81,6 @@ class HotReads:
         self._patterns = tuple(
             _Compiled(_compile(read.template), read) for read in reads if "{" in read.template
         )
-        self._routes: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -102,9 +112,7 @@ class HotReads:
         if body is None:
             await self.app(scope, receive, send)
             return
-        route = self._route(scope, read.template)
-        if route is not None:  # the template for the access line, metrics and span
-            scope["route"] = route
+        scope["route"] = read.route  # the template for the access line and metrics
         await send(
             {
                 "type": "http.response.start",
@@ -113,18 +121,3 @@ class HotReads:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-    def _route(self, scope: Scope, template: str) -> Any:
-        """The framework's route object for `template` (what the router would put in the
-        scope), found once."""
-        if template not in self._routes:
-            self._routes[template] = next(
-                (
-                    route
-                    for route in scope["app"].routes
-                    if getattr(route, "path", None) == template
-                    and "GET" in (getattr(route, "methods", None) or ())
-                ),
-                None,
-            )
-        return self._routes[template]
