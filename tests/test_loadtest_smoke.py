@@ -79,4 +79,6 @@ def test_scale_bench_measures_every_read_with_its_plan(tmp_path: Path) -> None:
     for size in ("200", "400"):
         for read in ("first page", "page 50", "tag", "search", "profile"):
             assert report[size][read]["n"] == 2
+        # the profile runs on the driver's connection, where no SQLAlchemy event sees it
+        for read in ("first page", "page 50", "tag", "search"):
             assert report[size][read]["plans"], read
