@@ -18,9 +18,10 @@ For each backend (the embedded SQLite default; PostgreSQL + Redis) and each size
    generation is bumped before each list request, outside the timed part):
    first page, a page 50 pages deep (behind its cursor), a tag filter, a one-word search,
    the reader's feed (when the route exists) and a user profile (never cached).
-4. Captures the SQL each read ran through SQLAlchemy and prints its plan (the profile's one
-   primary-key statement runs on the driver's connection and is not captured) (`EXPLAIN` on PostgreSQL,
-   `EXPLAIN QUERY PLAN` on SQLite) — the plans quoted in docs/performance.md come from here.
+4. Captures the SQL each read ran through SQLAlchemy and prints its plan (`EXPLAIN` on
+   PostgreSQL, `EXPLAIN QUERY PLAN` on SQLite) — the plans quoted in docs/performance.md come
+   from here. The profile's one primary-key statement runs on the driver's connection, which
+   no SQLAlchemy event sees: it has no captured plan.
 5. Prints p50 / p95 per read and size, the ratio of the largest size's p50 to the smallest's,
    and writes `var/bench-scale.json`.
 
