@@ -91,13 +91,15 @@ async def _rebuild(settings: Settings, check: bool) -> int:
 async def _promote_admin(settings: Settings, email: str) -> int:
     from src.core.db.engines import create_engine
     from src.core.db.uow import SqlUnitOfWork, command_transaction
-    from src.main import build_dispatcher
+    from src.main import build_dispatcher, build_recorder
     from src.slices.users.commands import PromoteAdmin, PromoteAdminCommand
     from src.slices.users.errors import UserNotFound
 
     engine = create_engine(settings.database_url, settings, "write")
     try:
-        async with command_transaction(SqlUnitOfWork(engine, build_dispatcher())) as uow:
+        async with command_transaction(
+            SqlUnitOfWork(engine, build_dispatcher(), (build_recorder(),))
+        ) as uow:
             await PromoteAdmin(uow).execute(PromoteAdminCommand(email))
     except UserNotFound:
         print(f"no user with e-mail {email}", file=sys.stderr)

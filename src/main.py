@@ -24,6 +24,8 @@ from src.core.db.engines import Database
 from src.core.errors.handlers import install_error_handlers
 from src.core.errors.openapi import install_openapi, operation_id
 from src.core.events import EventDispatcher, EventHandlers
+from src.core.outbox.codec import EventCodec
+from src.core.outbox.recorder import OutboxRecorder
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
@@ -66,6 +68,12 @@ def build_handlers() -> EventHandlers:
     by the event worker or, without Redis, by the serve process)."""
     handlers = EventHandlers()
     return handlers
+
+
+def build_recorder() -> OutboxRecorder:
+    """The outbox recorder every unit of work runs: each event an outbox row, in the
+    command's transaction (the codec knows every event class of the imported slices)."""
+    return OutboxRecorder(EventCodec.of_application())
 
 
 def build_redis(settings: Settings) -> Redis | None:
@@ -164,6 +172,7 @@ def create_app(
             tracing.instrument_redis(redis)
         cache = build_cache(settings, redis, metrics)
         cursors = CursorCodec(settings.jwt_secret)
+        recorder = build_recorder()
         resources = Resources(
             settings=settings,
             database=database,
@@ -178,6 +187,7 @@ def create_app(
             cache=cache,
             signup_outcomes=metrics.signup_requests,
             redis=redis,
+            event_recorders=(recorder,),
             ai=build_ai(settings, database, cache, cursors, metrics),
             create_draft=ContentDraftWriter(cache),
         )
