@@ -25,7 +25,9 @@ from src.core.errors.handlers import install_error_handlers
 from src.core.errors.openapi import install_openapi, operation_id
 from src.core.events import EventDispatcher, EventHandlers
 from src.core.outbox.codec import EventCodec
+from src.core.outbox.delivery import EventApplier
 from src.core.outbox.recorder import OutboxRecorder
+from src.core.outbox.runner import OutboxRunner
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
@@ -36,7 +38,7 @@ from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.observability.ai import InstrumentedProvider, MetricsObserver
 from src.observability.logging import configure_logging
-from src.observability.metrics import Metrics
+from src.observability.metrics import EventMetrics, Metrics
 from src.observability.tracing import configure_tracing
 from src.probes import router as probes
 from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
@@ -154,8 +156,12 @@ def create_app(
     *,
     lifecycle: Lifecycle | None = None,
     drain_on_sigterm: bool = False,
+    handlers: EventHandlers | None = None,
 ) -> FastAPI:
+    """The application. `handlers`: the event handlers the embedded runner delivers to (the
+    slices' own, `build_handlers()`, unless a test brings its own)."""
     settings = settings or Settings()
+    event_handlers = handlers if handlers is not None else build_handlers()
     lifecycle = lifecycle or process_lifecycle
     configure_logging(settings.log_level, settings.effective_log_format)
     tracing = configure_tracing(settings)  # once per process: the first call decides
@@ -205,9 +211,25 @@ def create_app(
         )
         if drain_on_sigterm:
             install_sigterm_drain(lifecycle, settings.shutdown_drain_seconds)
+        # Without Redis this process delivers the events itself; with it, `inkwell worker`
+        # does (src/worker.py) and the outbox only grows here.
+        runner: OutboxRunner | None = None
+        if redis is None:
+            runner = OutboxRunner(
+                database.write_engine,
+                EventApplier(
+                    resources.unit_of_work, event_handlers, recorder.codec, EventMetrics(metrics)
+                ),
+                max_attempts=settings.event_max_attempts,
+            )
+            recorder.on_commit(runner.wake)
+            runner.start()
+        app.state.event_runner = runner
         try:
             yield
         finally:
+            if runner is not None:
+                await runner.stop()
             await resources.ai_gateway.provider.aclose()
             await resources.cache.close()
             hasher.close()
