@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
 from src import __version__
@@ -20,7 +21,7 @@ from src.core.ai.port import AIProvider
 from src.core.cache.backends import MemoryBackend, RedisBackend
 from src.core.cache.policy import Cache
 from src.core.cache.port import CacheBackend
-from src.core.db.engines import Database
+from src.core.db.engines import Database, create_engine
 from src.core.errors.handlers import install_error_handlers
 from src.core.errors.openapi import install_openapi, operation_id
 from src.core.events import EventDispatcher, EventHandlers
@@ -76,6 +77,14 @@ def build_recorder() -> OutboxRecorder:
     """The outbox recorder every unit of work runs: each event an outbox row, in the
     command's transaction (the codec knows every event class of the imported slices)."""
     return OutboxRecorder(EventCodec.of_application())
+
+
+def build_outbox_engine(settings: Settings) -> AsyncEngine:
+    """The engine the outbox's reader (the embedded runner, the relay) keeps its bookkeeping
+    and its lock connection on: a small pool of its own, so the requests' pool and its
+    figures never count them. (Handlers write through the write engine, as commands do.)"""
+    small = settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 1})
+    return create_engine(settings.database_url, small, "write")
 
 
 def build_redis(settings: Settings) -> Redis | None:
@@ -214,9 +223,11 @@ def create_app(
         # Without Redis this process delivers the events itself; with it, `inkwell worker`
         # does (src/worker.py) and the outbox only grows here.
         runner: OutboxRunner | None = None
+        outbox_engine: AsyncEngine | None = None
         if redis is None:
+            outbox_engine = build_outbox_engine(settings)
             runner = OutboxRunner(
-                database.write_engine,
+                outbox_engine,
                 EventApplier(
                     resources.unit_of_work, event_handlers, recorder.codec, EventMetrics(metrics)
                 ),
@@ -230,6 +241,8 @@ def create_app(
         finally:
             if runner is not None:
                 await runner.stop()
+            if outbox_engine is not None:
+                await outbox_engine.dispose()
             await resources.ai_gateway.provider.aclose()
             await resources.cache.close()
             hasher.close()

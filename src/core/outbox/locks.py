@@ -20,6 +20,7 @@ import secrets
 from typing import Any, Protocol
 
 from loguru import logger
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -50,6 +51,10 @@ class AdvisoryLock:
         self._connection: AsyncConnection | None = None
 
     async def hold(self) -> bool:
+        with suppress_instrumentation():
+            return await self._hold()
+
+    async def _hold(self) -> bool:
         if self._connection is not None:
             try:
                 await self._connection.execute(text("SELECT 1"))
