@@ -245,9 +245,9 @@ def create_worker(
     return Worker(settings, handlers, lifecycle)
 
 
-def run_worker(settings: Settings) -> int:
+def run_worker(settings: Settings, handlers: EventHandlers | None = None) -> int:
     """`inkwell worker`: serve the worker's probes on WORKER_PORT until SIGTERM drains it."""
-    worker = create_worker(settings)
+    worker = create_worker(settings, handlers=handlers)
     config = uvicorn.Config(
         worker.app,
         host=settings.host,
