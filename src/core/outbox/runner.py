@@ -30,6 +30,7 @@ from src.core.outbox.locks import ReaderLock, reader_lock
 from src.core.tables import utcnow
 
 PURGE_EVERY_SECONDS = 10.0
+MARK_EVERY = 50
 
 
 def retry_pause(attempts: int) -> dt.timedelta:
@@ -104,42 +105,56 @@ class OutboxRunner:
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
 
     async def run_once(self) -> tuple[int, int]:
-        """One pass over the oldest undelivered rows; how many it read, and applied."""
+        """One pass over the oldest undelivered rows; how many it read, and applied.
+
+        Delivered rows are marked together at the end of the pass (and every
+        `MARK_EVERY` rows): one write transaction for many events — on SQLite the write lock
+        is what requests wait for. A crash before the mark only redelivers those rows, which
+        the handlers see as duplicates.
+        """
         rows = await store.undelivered(self._engine, self._batch_size)
-        if rows:
-            self._applier.observer.pending(await store.count_undelivered(self._engine))
         applied_count = 0
+        delivered: list[int] = []
         now = utcnow()
         waiting: set[str] = set()  # aggregates with an earlier row not delivered yet
-        for row in rows:
-            if self._stopping:
-                break
-            aggregate = row.aggregate_id
-            if aggregate is not None and aggregate in waiting:
-                continue
-            if row.next_attempt_at is not None and row.next_attempt_at > now:
-                if aggregate is not None:
+        try:
+            for row in rows:
+                if self._stopping:
+                    break
+                aggregate = row.aggregate_id
+                if aggregate is not None and aggregate in waiting:
+                    continue
+                if row.next_attempt_at is not None and row.next_attempt_at > now:
+                    if aggregate is not None:
+                        waiting.add(aggregate)
+                    continue
+                envelope = store.envelope_of(row)
+                applied = await self._applier.apply(envelope)
+                applied_count += 1
+                if applied.ok:
+                    delivered.append(row.position)
+                    if len(delivered) >= MARK_EVERY:
+                        await store.mark_delivered(self._engine, delivered)
+                        delivered = []
+                    continue
+                attempts = row.attempts + 1
+                dead = attempts >= self._max_attempts
+                await store.mark_failed(
+                    self._engine,
+                    row.position,
+                    attempts,
+                    applied.reason,
+                    dead=dead,
+                    retry_at=None if dead else utcnow() + retry_pause(attempts),
+                )
+                if dead:
+                    self._applier.dead_lettered(envelope, applied)
+                elif aggregate is not None:
                     waiting.add(aggregate)
-                continue
-            envelope = store.envelope_of(row)
-            applied = await self._applier.apply(envelope)
-            applied_count += 1
-            if applied.ok:
-                await store.mark_delivered(self._engine, [row.position])
-                continue
-            attempts = row.attempts + 1
-            dead = attempts >= self._max_attempts
-            await store.mark_failed(
-                self._engine,
-                row.position,
-                attempts,
-                applied.reason,
-                dead=dead,
-                retry_at=None if dead else utcnow() + retry_pause(attempts),
-            )
-            if dead:
-                self._applier.dead_lettered(envelope, applied)
-            elif aggregate is not None:
-                waiting.add(aggregate)
-        self._applier.observer.pending(await store.count_undelivered(self._engine))
+        finally:
+            await store.mark_delivered(self._engine, delivered)
+        if rows:
+            self._applier.observer.pending(await store.count_undelivered(self._engine))
+        else:
+            self._applier.observer.pending(0)
         return len(rows), applied_count
