@@ -113,6 +113,11 @@ class OutboxRunner:
         the handlers see as duplicates.
         """
         rows = await store.undelivered(self._engine, self._batch_size)
+        if rows:  # what is pending while this pass runs (a short batch is all there is)
+            backlog = len(rows)
+            if backlog >= self._batch_size:
+                backlog = await store.count_undelivered(self._engine)
+            self._applier.observer.pending(backlog)
         applied_count = 0
         delivered: list[int] = []
         now = utcnow()
