@@ -446,6 +446,52 @@ idempotency_records = Table(
     Index("ix_idempotency_records_expires_at", "expires_at"),
 )
 
+# --- events: the outbox and what each handler has applied --------------------------------
+
+# Every domain event a command emits, inserted in the command's transaction (so an event exists
+# exactly when its effect does). `position` orders delivery; `delivered_at` is when the event
+# was handled in-process (embedded default) or relayed to the Redis stream (with REDIS_URL);
+# delivered rows are purged soon after. A row whose handlers kept failing is kept with
+# `dead_at` and its last error, never retried again.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "position",
+        BigInteger().with_variant(Integer(), "sqlite"),  # SQLite's rowid alias: INTEGER
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_type", String(100), nullable=False),
+    Column("aggregate_id", String(64), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("traceparent", String(55), nullable=True),
+    Column("tracestate", String(512), nullable=True),
+    Column("committed_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("dead_at", UTCDateTime, nullable=True),
+    # What the runner and the relay read: the undelivered rows, in order; and the purge.
+    Index("ix_outbox_delivered_at_position", "delivered_at", "position"),
+    # Never hand out a purged row's position again (SQLite reuses the highest rowid).
+    sqlite_autoincrement=True,
+)
+
+# `(handler, event_id)` is recorded in the handler's own transaction: a redelivered event is a
+# no-op for a handler that has applied it.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("handler", String(100), primary_key=True),
+    Column("event_id", Uuid, primary_key=True),
+    Column("processed_at", UTCDateTime, nullable=False),
+    Index("ix_processed_events_processed_at", "processed_at"),
+)
+
+
 # Rebuilt in this order (a content row copies its author's names from the users side).
 READ_TABLES: tuple[Table, ...] = (
     users_read,
