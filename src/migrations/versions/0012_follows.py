@@ -7,7 +7,7 @@ an index per author by publication time for the feed. Downgrading drops them all
 and notification with them.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-02
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from src.core.tables import UTCDateTime
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from src.core.db.uow import command_transaction
@@ -31,6 +32,12 @@ from tests.slices.notifications.helpers import (
     record_events,
     resources_of,
 )
+
+
+@pytest.fixture
+async def client(quiet_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """These tests are the delivery: no runner delivers the events a second time."""
+    return quiet_client
 
 
 async def _follow(
