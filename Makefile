@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
 .PHONY: help run test test-fast lint format typecheck install install-dev lock migrate clean \
-	loadtest bench
+	loadtest bench bench-scale
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -86,6 +86,15 @@ BENCH_ROUNDS      ?= 3
 bench: install-dev ## Inkwell against bare FastAPI and bcrypt (needs PostgreSQL + Redis); var/bench.json
 	$(BIN)/python loadtests/bench.py --duration $(BENCH_DURATION) \
 		--connections $(BENCH_CONNECTIONS) --rounds $(BENCH_ROUNDS)
+
+# make bench-scale BENCH_SCALE_SIZES=10000,1000000 BENCH_SCALE_BACKEND=both
+BENCH_SCALE_SIZES   ?= 10000,1000000
+BENCH_SCALE_USERS   ?= 100000
+BENCH_SCALE_BACKEND ?= both
+
+bench-scale: install-dev ## read costs at 10k and 1M items, with their query plans; var/bench-scale.json
+	$(BIN)/python loadtests/bench_scale.py --backend $(BENCH_SCALE_BACKEND) \
+		--sizes $(BENCH_SCALE_SIZES) --users $(BENCH_SCALE_USERS)
 
 clean: ## remove the virtualenv and local state
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -52,6 +52,8 @@ from src.slices.content import router as content
 from src.slices.content.drafts import ContentDraftWriter
 from src.slices.content.search import published_search
 from src.slices.conversations import router as conversations
+from src.slices.notifications import handlers as notification_handlers
+from src.slices.notifications import router as notifications
 from src.slices.signup import router as signup
 from src.slices.users import projector as users_projector
 from src.slices.users import router as users
@@ -70,6 +72,7 @@ def build_handlers() -> EventHandlers:
     """Every event handler of every slice (run off the outbox, each in its own transaction,
     by the event worker or, without Redis, by the serve process)."""
     handlers = EventHandlers()
+    notification_handlers.register(handlers)
     return handlers
 
 
@@ -284,6 +287,7 @@ def create_app(
     app.include_router(content.tags_router)
     app.include_router(ai.router)
     app.include_router(conversations.router)
+    app.include_router(notifications.router)
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(CommandBoundary)

@@ -53,3 +53,30 @@ def test_locust_scenarios_run_without_failures(tmp_path: Path) -> None:
     assert summary["rss"]["samples"] > 0
     assert (tmp_path / "report.html").exists()
     assert (tmp_path / "inkwell_stats.csv").exists()
+
+
+@pytest.mark.slow
+def test_scale_bench_measures_every_read_with_its_plan(tmp_path: Path) -> None:
+    """`make bench-scale` at a toy size: every read answers 200 at both sizes and has a plan."""
+    out = tmp_path / "bench-scale.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "loadtests" / "bench_scale.py"),
+            "--backend=sqlite",
+            "--sizes=200,400",
+            "--users=300",
+            "--requests=2",
+            f"--out={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())["backends"]["sqlite"]
+    for size in ("200", "400"):
+        for read in ("first page", "page 50", "tag", "search", "profile"):
+            assert report[size][read]["n"] == 2
+            assert report[size][read]["plans"], read

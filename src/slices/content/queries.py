@@ -104,14 +104,18 @@ class _ItemReader:
     ttl: int
 
     async def answer(
-        self, key: str, where: ColumnElement[bool], viewer: Principal | None
+        self, key: str, where: Callable[[], ColumnElement[bool]], viewer: Principal | None
     ) -> tuple[bytes, CacheStatus]:
-        statement = select(*_STATE_COLUMNS).where(where)
+        """`where` builds the row's condition: only on a miss, since building a SQLAlchemy
+        expression costs more than a whole cache hit."""
         unpublished: Any = None
+
+        def statement() -> Select[Any]:
+            return select(*_STATE_COLUMNS).where(where())
 
         async def load_published() -> bytes | None:
             nonlocal unpublished
-            row = await self.read.first(statement)
+            row = await self.read.first(statement())
             if row is None or row.status != PUBLISHED:
                 unpublished = row
                 return None  # nothing for the shared entry
@@ -124,7 +128,7 @@ class _ItemReader:
             raise ContentNotFound()
         # This request's load saw no published item, or another request's load answered for
         # it: look again (uncached), and answer a draft only to whoever may see it.
-        row = unpublished or await self.read.first(statement)
+        row = unpublished or await self.read.first(statement())
         if row is None or not await _may_see(self.read, viewer, row):
             raise ContentNotFound()
         return _body(row), ("miss" if row.status == PUBLISHED else "bypass")
@@ -144,7 +148,7 @@ class GetContent:
             span.set_attribute("content.id", str(content_id))
             reader = _ItemReader(self.read, self.cache, self.ttl)
             body, status = await reader.answer(
-                item_key(content_id), contents_read.c.id == content_id, viewer
+                item_key(content_id), lambda: contents_read.c.id == content_id, viewer
             )
             span.set_attribute("cache.status", status)
             return body, status
@@ -162,7 +166,9 @@ class GetContentBySlug:
         with tracer.start_as_current_span("content.get_by_slug") as span:
             span.set_attribute("content.slug", slug)
             reader = _ItemReader(self.read, self.cache, self.ttl)
-            body, status = await reader.answer(slug_key(slug), contents_read.c.slug == slug, viewer)
+            body, status = await reader.answer(
+                slug_key(slug), lambda: contents_read.c.slug == slug, viewer
+            )
             span.set_attribute("cache.status", status)
             return body, status
 

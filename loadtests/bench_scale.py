@@ -1,0 +1,401 @@
+"""`make bench-scale`: does a read cost the same at 1,000,000 items as at 10,000?
+
+A measurement, not a test: it prints figures and asserts nothing about them (its exit status
+says only whether every request succeeded).
+
+For each backend (the embedded SQLite default; PostgreSQL + Redis) and each size:
+
+1. A fresh database (a temporary SQLite file; the PostgreSQL database `inkwell_scale_bench`,
+   dropped at the end, Redis keys under `inkwell-scale-bench:`), migrated.
+2. Seeds, straight into the write tables: `--users` users (100,000), of whom the first 10,000
+   are authors; `--sizes` content items (10,000, then 1,000,000) spread over the authors, one
+   in ten a draft, 0-3 of 60 tags each, short bodies drawn from a 400-word vocabulary; when the
+   follows table exists, five follows per user and one reader following 1,000 authors. Then
+   `rebuild-read-models` projects the read tables (set-based: one INSERT … SELECT each) and
+   PostgreSQL is ANALYZEd.
+3. Serves the application in-process (httpx over ASGI: the whole middleware stack, no socket)
+   and times `--requests` sequential requests of each read, every one a cache miss (the list
+   generation is bumped before each list request, outside the timed part):
+   first page, a page 50 pages deep (behind its cursor), a tag filter, a one-word search,
+   the reader's feed (when the route exists) and a user profile (never cached).
+4. Captures the SQL each read ran and prints its plan (`EXPLAIN` on PostgreSQL, `EXPLAIN QUERY
+   PLAN` on SQLite) — the plans quoted in docs/performance.md come from here.
+5. Prints p50 / p95 per read and size, the ratio of the largest size's p50 to the smallest's,
+   and writes `var/bench-scale.json`.
+
+Run: `.venv/bin/python loadtests/bench_scale.py [--backend sqlite|postgres|both]
+[--sizes 10000,1000000] [--users 100000] [--requests 100]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import httpx
+from sqlalchemy import Table, event, insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import PG_ADMIN_URL, REDIS_URL, ROOT, database_url, forget_redis_prefix, reachable
+from search_latency import WORDS
+
+from src.cli import migrate
+from src.core import tables
+from src.core.tables import content_tags, contents, tags, users
+from src.main import create_app
+from src.read_models import rebuild_read_models
+from src.settings import Settings
+from src.slices.content.keys import LIST_GENERATION
+
+PG_DATABASE = "inkwell_scale_bench"
+REDIS_PREFIX = "inkwell-scale-bench:"
+TAGS = [f"topic-{n}" for n in range(60)]
+AUTHORS = 10_000
+READER_FOLLOWS = 1_000
+FOLLOWS_PER_USER = 5
+READER_EMAIL = "reader@example.com"
+READER_PASSWORD = "scale-bench-reader"  # noqa: S105 - a throwaway account in a throwaway database
+CHUNK = 5_000
+
+
+def _chunks(rows: Iterator[dict[str, Any]], size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _insert(engine: AsyncEngine, table: Table, rows: Iterator[dict[str, Any]]) -> int:
+    count = 0
+    for batch in _chunks(rows):
+        async with engine.begin() as connection:
+            await connection.execute(insert(table), batch)
+        count += len(batch)
+    return count
+
+
+async def _seed(url: str, items: int, user_count: int) -> dict[str, Any]:
+    rng = random.Random(20261202)
+    authors = min(AUTHORS, user_count // 2)
+    now = dt.datetime.now(dt.UTC)
+    user_ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(user_count)]
+    reader = user_ids[-1]
+    tag_ids = {name: uuid.uuid4() for name in TAGS}
+    reader_hash = bcrypt.hashpw(READER_PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    engine = create_async_engine(url)
+    started = time.perf_counter()
+
+    def user_rows() -> Iterator[dict[str, Any]]:
+        for n, user_id in enumerate(user_ids):
+            is_reader = user_id == reader
+            yield {
+                "id": user_id,
+                "name": "Reader" if is_reader else f"User {n}",
+                "email": READER_EMAIL if is_reader else f"user{n}@example.com",
+                "password_hash": reader_hash if is_reader else "not-a-login",
+                "display_name": "Reader" if is_reader else f"User {n}",
+                "role": "creator" if n < authors else "viewer",
+                "created_at": now - dt.timedelta(seconds=user_count - n),
+                "updated_at": now,
+            }
+
+    def content_rows() -> Iterator[dict[str, Any]]:
+        for n in range(items):
+            created = now - dt.timedelta(seconds=items - n)
+            status = "draft" if n % 10 == 9 else "published"
+            yield {
+                "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+                "author_id": user_ids[rng.randrange(authors)],
+                "slug": f"item-{n}",
+                "slug_base": f"item-{n}",
+                "slug_number": 1,
+                "title": " ".join(rng.choices(WORDS, k=rng.randint(3, 6))).capitalize(),
+                "body": " ".join(rng.choices(WORDS, k=rng.randint(8, 16))) + ".",
+                "image": None,
+                "status": status,
+                "published_at": created if status == "published" else None,
+                "created_at": created,
+                "updated_at": created,
+            }
+
+    content_ids: list[uuid.UUID] = []
+
+    def remembered(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            content_ids.append(row["id"])
+            yield row
+
+    def tag_rows() -> Iterator[dict[str, Any]]:
+        for content_id in content_ids:
+            for name in rng.sample(TAGS, k=rng.randint(0, 3)):
+                yield {"content_id": content_id, "tag_id": tag_ids[name]}
+
+    follows_table: Table | None = getattr(tables, "follows", None)
+
+    def follow_rows() -> Iterator[dict[str, Any]]:
+        for follower in user_ids[:-1]:
+            for followee in {user_ids[rng.randrange(authors)] for _ in range(FOLLOWS_PER_USER)}:
+                if followee != follower:
+                    yield {"follower_id": follower, "followee_id": followee, "created_at": now}
+        for followee in rng.sample(user_ids[:authors], min(READER_FOLLOWS, authors)):
+            yield {"follower_id": reader, "followee_id": followee, "created_at": now}
+
+    try:
+        counts = {"users": await _insert(engine, users, user_rows())}
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(tags), [{"id": i, "name": name} for name, i in tag_ids.items()]
+            )
+        counts["contents"] = await _insert(engine, contents, remembered(content_rows()))
+        counts["content_tags"] = await _insert(engine, content_tags, tag_rows())
+        if follows_table is not None:
+            counts["follows"] = await _insert(engine, follows_table, follow_rows())
+        written = time.perf_counter() - started
+        started = time.perf_counter()
+        await rebuild_read_models(engine)
+        projected = time.perf_counter() - started
+        if engine.dialect.name == "postgresql":
+            async with engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await connection.execute(text("ANALYZE"))
+    finally:
+        await engine.dispose()
+    return {
+        "rows": counts,
+        "write_seconds": round(written, 1),
+        "rebuild_seconds": round(projected, 1),
+        "profile_id": str(user_ids[authors // 2]),
+    }
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2),
+    }
+
+
+class _Statements:
+    """The SQL the read engine ran during one request: what the plans are taken of."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.seen: list[tuple[str, Any]] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        self.seen.append((statement, parameters))
+
+
+async def _plans(engine: AsyncEngine, statements: list[tuple[str, Any]]) -> list[str]:
+    out: list[str] = []
+    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    async with engine.connect() as connection:
+        for statement, parameters in statements:
+            if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                continue
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            if engine.dialect.name == "sqlite":
+                cursor = await driver.execute(prefix + statement, parameters)
+                rows = await cursor.fetchall()
+                out.append("\n".join(" | ".join(str(c) for c in row) for row in rows))
+            else:
+                rows = await driver.fetch(prefix + statement, *parameters)
+                out.append("\n".join(row[0] for row in rows))
+    return out
+
+
+async def _measure(
+    settings: Settings, seeded: dict[str, Any], requests: int, explain: bool
+) -> dict[str, Any]:
+    app = create_app(settings)
+    results: dict[str, Any] = {}
+    async with app.router.lifespan_context(app):
+        resources = app.state.resources
+        cache = resources.cache
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            login = await client.post(
+                "/api/v1/auth/login", json={"email": READER_EMAIL, "password": READER_PASSWORD}
+            )
+            login.raise_for_status()
+            reader = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            page = (await client.get("/api/v1/content", params={"limit": 20})).json()
+            deep_cursor = page["next_cursor"]
+            for _ in range(48):  # the cursor of page 50 (or of the last page, if fewer)
+                await cache.invalidate(generations=(LIST_GENERATION,))
+                page = (
+                    await client.get("/api/v1/content", params={"limit": 20, "cursor": deep_cursor})
+                ).json()
+                if page["next_cursor"] is None:
+                    break
+                deep_cursor = page["next_cursor"]
+            rng = random.Random(3)
+            reads: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
+                "first page": lambda: client.get("/api/v1/content", params={"limit": 20}),
+                "page 50": lambda: client.get(
+                    "/api/v1/content", params={"limit": 20, "cursor": deep_cursor}
+                ),
+                "tag": lambda: client.get(
+                    "/api/v1/content", params={"limit": 20, "tag": rng.choice(TAGS)}
+                ),
+                "search": lambda: client.get(
+                    "/api/v1/content", params={"limit": 20, "q": rng.choice(WORDS[100:])}
+                ),
+                "profile": lambda: client.get(f"/api/v1/users/{seeded['profile_id']}"),
+            }
+            routes = {getattr(route, "path", "") for route in app.routes}
+            if "/api/v1/content/feed" in routes:
+                reads["feed"] = lambda: client.get(
+                    "/api/v1/content/feed", params={"limit": 20}, headers=reader
+                )
+            statements = _Statements(resources.database.read_engine)
+            for name, read in reads.items():
+                samples: list[float] = []
+                for n in range(requests + 20):
+                    await cache.invalidate(generations=(LIST_GENERATION,))
+                    statements.seen.clear()
+                    started = time.perf_counter()
+                    response = await read()
+                    elapsed = time.perf_counter() - started
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{name}: {response.status_code} {response.text}")
+                    if n >= 20:  # warm-up: connections, statement caches
+                        samples.append(elapsed)
+                results[name] = _summary(samples)
+                if explain:
+                    results[name]["plans"] = await _plans(
+                        resources.database.read_engine, list(statements.seen)
+                    )
+    return results
+
+
+def _settings(url: str, redis_url: str | None) -> Settings:
+    return Settings.model_validate(
+        {
+            "database_url": url,
+            "redis_url": redis_url,
+            "redis_key_prefix": REDIS_PREFIX,
+            "rate_limit_enabled": False,
+            "bcrypt_rounds": 4,
+            "log_level": "WARNING",
+            "log_format": "json",
+        }
+    )
+
+
+async def _postgres_database(drop: bool) -> None:
+    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
+            if not drop:
+                await connection.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
+    finally:
+        await admin.dispose()
+
+
+def run_size(
+    backend: str, items: int, user_count: int, requests: int, explain: bool
+) -> dict[str, Any]:
+    if backend == "sqlite":
+        folder = tempfile.mkdtemp(prefix="inkwell-scale-")
+        url = f"sqlite+aiosqlite:///{folder}/inkwell.db"
+        migrate(url)
+        seeded = asyncio.run(_seed(url, items, user_count))
+        measured = asyncio.run(_measure(_settings(url, None), seeded, requests, explain))
+        return {**seeded, **measured}
+    asyncio.run(_postgres_database(drop=False))
+    url = database_url(PG_DATABASE)
+    redis_url = REDIS_URL if reachable(6379) else None
+    try:
+        migrate(url)
+        seeded = asyncio.run(_seed(url, items, user_count))
+        measured = asyncio.run(_measure(_settings(url, redis_url), seeded, requests, explain))
+        return {**seeded, "redis": redis_url is not None, **measured}
+    finally:
+        asyncio.run(_postgres_database(drop=True))
+        if redis_url:
+            forget_redis_prefix(REDIS_PREFIX)
+
+
+READS = ["first page", "page 50", "tag", "search", "feed", "profile"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--sizes", default="10000,1000000", help="content items, comma-separated")
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=100, help="requests per read and size")
+    parser.add_argument("--no-explain", action="store_true", help="skip the query plans")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench-scale.json")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    report: dict[str, Any] = {
+        "sizes": sizes,
+        "users": args.users,
+        "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
+        "backends": {},
+    }
+    for backend in backends:
+        if backend == "postgres" and not reachable(5432):
+            print("PostgreSQL is not reachable on 127.0.0.1:5432", file=sys.stderr)
+            return 2
+        report["backends"][backend] = {
+            str(size): run_size(backend, size, args.users, args.requests, not args.no_explain)
+            for size in sizes
+        }
+    smallest, largest = str(sizes[0]), str(sizes[-1])
+    for backend, by_size in report["backends"].items():
+        print(f"\n{backend}: ms p50 / p95 by content items ({args.users} users)")
+        print(f"{'':12}" + "".join(f"{size:>20}" for size in by_size) + f"{'ratio p50':>12}")
+        for read in READS:
+            if read not in by_size[smallest]:
+                continue
+            cells = "".join(
+                f"{figures[read]['p50_ms']:>10} / {figures[read]['p95_ms']:<7}"
+                for figures in by_size.values()
+            )
+            ratio = by_size[largest][read]["p50_ms"] / by_size[smallest][read]["p50_ms"]
+            print(f"{read:12}{cells}{ratio:>12.2f}")
+        for size, figures in by_size.items():
+            print(
+                f"  {size} items: seeded in {figures['write_seconds']} s, "
+                f"read models rebuilt in {figures['rebuild_seconds']} s, rows {figures['rows']}"
+            )
+        if not args.no_explain:
+            for read in READS:
+                if read in by_size[largest]:
+                    print(f"\n--- {backend}, {largest} items, {read}:")
+                    print("\n\n".join(by_size[largest][read]["plans"]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
