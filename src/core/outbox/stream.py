@@ -101,6 +101,8 @@ class Relay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
         self._last_trim = 0.0
         self.relayed = 0
 
@@ -120,6 +122,13 @@ class Relay:
         return len(rows)
 
     async def run(self) -> None:
+        self._running = True
+        try:
+            await self._loop()
+        finally:
+            self._stopped.set()
+
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         failing = False
         while not self._stopping.is_set():
@@ -160,8 +169,12 @@ class Relay:
         if floor and floor != "0-0":
             await self._redis.xtrim(self._stream, minid=floor, approximate=True)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Let the pass under way finish (its rows marked), then give the lock up."""
         self._stopping.set()
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout)
         await self._lock.release()
 
 
@@ -200,6 +213,8 @@ class Consumer:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._group_ready = False
+        self._running = False
+        self._stopped = asyncio.Event()
         self.handled = 0
 
     async def ensure_group(self) -> None:
@@ -211,6 +226,13 @@ class Consumer:
         self._group_ready = True
 
     async def run(self) -> None:
+        self._running = True
+        try:
+            await self._loop()
+        finally:
+            self._stopped.set()
+
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_claim = 0.0
         failing = False
@@ -371,11 +393,17 @@ class Consumer:
                 await asyncio.sleep(0.2 * (attempt + 1))
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Stop reading; let the entries in flight finish (and be acknowledged)."""
+        """Stop reading (a read under way returns within a second); let the entries in
+        flight finish and be acknowledged."""
         self._stopping.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout)
         tasks = list(self._in_flight.values())
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+            await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 0.1))
 
     async def pending(self) -> int:
         """Entries of the group not yet acknowledged, and not yet handed out."""
