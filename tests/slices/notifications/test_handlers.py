@@ -24,7 +24,7 @@ from src.slices.notifications.handlers import (
     on_user_followed,
 )
 from src.slices.users.events import UserFollowed
-from tests.helpers import authed_user, content_body
+from tests.helpers import authed_user, content_body, follow
 from tests.slices.notifications.helpers import (
     deliver,
     deliver_recorded,
@@ -38,13 +38,6 @@ from tests.slices.notifications.helpers import (
 async def client(quiet_client: httpx.AsyncClient) -> httpx.AsyncClient:
     """These tests are the delivery: no runner delivers the events a second time."""
     return quiet_client
-
-
-async def _follow(
-    client: httpx.AsyncClient, reader: dict[str, Any], author: dict[str, Any]
-) -> None:
-    response = await client.put(f"/api/v1/users/{author['id']}/follow", headers=reader["headers"])
-    assert response.status_code == 204, response.text
 
 
 async def _create(client: httpx.AsyncClient, author: dict[str, Any]) -> ContentState:
@@ -84,7 +77,7 @@ async def test_a_publication_notifies_each_follower_once(client: httpx.AsyncClie
     followers = [await authed_user(client) for _ in range(3)]
     bystander = await authed_user(client)
     for follower in followers:
-        await _follow(client, follower, author)
+        await follow(client, follower, author)
     item = await _create(client, author)
     await deliver(client, ContentPublished(item=item), meta())
     rows = await _rows(client)
@@ -107,7 +100,7 @@ async def test_a_publication_notifies_each_follower_once(client: httpx.AsyncClie
 
 async def test_a_replayed_publication_adds_nothing(client: httpx.AsyncClient) -> None:
     author, follower = await authed_user(client), await authed_user(client)
-    await _follow(client, follower, author)
+    await follow(client, follower, author)
     event = ContentPublished(item=await _create(client, author))
     same = meta()
     for _ in range(3):
@@ -118,7 +111,7 @@ async def test_a_replayed_publication_adds_nothing(client: httpx.AsyncClient) ->
 
 async def test_each_publication_is_its_own_notification(client: httpx.AsyncClient) -> None:
     author, follower = await authed_user(client), await authed_user(client)
-    await _follow(client, follower, author)
+    await follow(client, follower, author)
     for _ in range(2):
         await deliver(client, ContentPublished(item=await _create(client, author)), meta())
     assert await _count(client) == 2
@@ -171,7 +164,7 @@ async def test_a_follow_notifies_the_followed_once_even_when_replayed(
 ) -> None:
     reader, author = await authed_user(client), await authed_user(client)
     log = record_events(client)
-    await _follow(client, reader, author)
+    await follow(client, reader, author)
     (followed,) = log.of_type(UserFollowed)
     same = meta()
     for _ in range(3):
@@ -192,7 +185,7 @@ async def test_a_repeated_follow_makes_no_second_new_follower(client: httpx.Asyn
     reader, author = await authed_user(client), await authed_user(client)
     log = record_events(client)
     for _ in range(3):
-        await _follow(client, reader, author)
+        await follow(client, reader, author)
     assert len(log.of_type(UserFollowed)) == 1
     await deliver_recorded(client, log)
     assert await _count(client) == 1
