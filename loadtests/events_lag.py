@@ -58,7 +58,8 @@ class Lags:
         self.url = url
 
     async def rows(self) -> list[tuple[float, float]]:
-        sql = "SELECT lag_ms, handled_at FROM load_lag"
+        # In handling order: concurrent inserts do not land in the heap in insertion order.
+        sql = "SELECT lag_ms, handled_at FROM load_lag ORDER BY handled_at"
         if self.url.startswith("sqlite"):
             path = self.url.removeprefix("sqlite+aiosqlite:///")
 
