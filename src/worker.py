@@ -147,18 +147,11 @@ class Worker:
         outbox_engine = build_outbox_engine(settings)
         prefix = settings.redis_key_prefix
         lock: ReaderLock
-        relays: list[Relay] = []  # the relay the lock's LISTEN wakes, once it exists
-
-        def wake_relay() -> None:
-            for relay in relays:
-                relay.wake()
-
         if outbox_engine.dialect.name == "postgresql":
-            lock = AdvisoryLock(outbox_engine, on_notify=wake_relay)
+            lock = AdvisoryLock(outbox_engine)
         else:
             lock = RedisLease(redis, f"{prefix}events:relay")
         self.relay = Relay(outbox_engine, stream_redis, prefix, lock)
-        relays.append(self.relay)
         self.consumer = Consumer(
             stream_redis,
             prefix,

@@ -4,7 +4,6 @@ applies each entry once per handler."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -193,44 +192,3 @@ async def test_the_handling_span_joins_the_requests_trace_through_the_stream(
         await eventually(traced)
         (span,) = handler_spans()
         assert format(span.context.trace_id, "032x") == trace_id
-
-
-async def test_a_commit_wakes_the_relay_on_postgresql(backend: Backend, calls: Calls) -> None:
-    if not backend.is_postgres:
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    from src.core.db.engines import create_engine
-    from src.core.outbox.locks import AdvisoryLock
-    from src.core.outbox.stream import Relay
-
-    await _empty_tables(backend.database_url)
-    prefix = f"inkwell-test-{RUN_ID}:notify{uuid.uuid4().hex[:8]}:"
-    engine = create_engine(backend.database_url, backend.settings(), "write")
-    redis = redis_client.from_url(backend.redis_url or TEST_REDIS_URL)
-    relays: list[Relay] = []
-    lock = AdvisoryLock(
-        engine, key=uuid.uuid4().int & 0x7FFF_FFFF, on_notify=lambda: relays[0].wake()
-    )
-    relay = Relay(engine, redis, prefix, lock, poll_seconds=600)  # it would not poll in time
-    relays.append(relay)
-    task = asyncio.create_task(relay.run())
-    try:
-        async with app_with_handlers(
-            backend, handlers_for_tests(calls), redis_key_prefix=prefix
-        ) as client:
-
-            async def holding() -> bool:
-                return await lock.hold()
-
-            await eventually(holding)
-            await sign_up(client)
-
-            async def relayed() -> bool:
-                return int(await redis.xlen(stream_key(prefix))) == 1
-
-            await eventually(relayed)
-    finally:
-        await relay.stop()
-        await task
-        await redis.aclose()
-        await engine.dispose()
-        await _forget_redis_keys(prefix)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from loguru import logger
@@ -28,8 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # The advisory-lock key of the outbox's reader (any 64-bit number no other lock uses).
 OUTBOX_LOCK_KEY = 0x1A4B_0B0C
-# The PostgreSQL channel a commit that recorded events notifies (NOTIFY is sent at COMMIT).
-OUTBOX_CHANNEL = "inkwell_outbox"
 
 
 class ReaderLock(Protocol):
@@ -49,22 +46,12 @@ class NoLock:
 
 
 class AdvisoryLock:
-    """The lock, and on its connection a `LISTEN` to the channel the outbox recorder notifies
-    at each commit with events (`OUTBOX_CHANNEL`): the holder wakes at once instead of at its
-    next poll."""
-
     # How often a holder checks that its lock connection is still alive.
     CHECK_EVERY_SECONDS = 1.0
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        key: int = OUTBOX_LOCK_KEY,
-        on_notify: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, key: int = OUTBOX_LOCK_KEY) -> None:
         self._engine = engine
         self._key = key
-        self._on_notify = on_notify
         self._connection: AsyncConnection | None = None
         self._checked_at = 0.0
 
@@ -102,19 +89,8 @@ class AdvisoryLock:
             return False
         self._connection = connection
         self._checked_at = time.monotonic()
-        if self._on_notify is not None:
-            await self._listen(connection, self._on_notify)
         logger.info("this process now reads the outbox")
         return True
-
-    @staticmethod
-    async def _listen(connection: AsyncConnection, wake: Callable[[], None]) -> None:
-        try:
-            raw = await connection.get_raw_connection()
-            driver: Any = raw.driver_connection
-            await driver.add_listener(OUTBOX_CHANNEL, lambda *_: wake())
-        except Exception:  # without it the holder still polls
-            logger.opt(exception=True).warning("cannot LISTEN for outbox commits; polling only")
 
     async def release(self) -> None:
         connection, self._connection = self._connection, None
@@ -175,7 +151,5 @@ class RedisLease:
                 logger.opt(exception=True).debug("lease release failed")
 
 
-def reader_lock(engine: AsyncEngine, on_notify: Callable[[], None] | None = None) -> ReaderLock:
-    if engine.dialect.name == "postgresql":
-        return AdvisoryLock(engine, on_notify=on_notify)
-    return NoLock()
+def reader_lock(engine: AsyncEngine) -> ReaderLock:
+    return AdvisoryLock(engine) if engine.dialect.name == "postgresql" else NoLock()

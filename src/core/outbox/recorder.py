@@ -14,13 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.core.db.uow import AfterCommitHook
 from src.core.events import DomainEvent
 from src.core.outbox.codec import EventCodec, aggregate_of
-from src.core.outbox.locks import OUTBOX_CHANNEL
 from src.core.tables import outbox, utcnow
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -67,11 +66,6 @@ class OutboxRecorder:
                 }
             )
         await connection.execute(insert(outbox), rows)
-        if connection.dialect.name == "postgresql":
-            # Delivered at COMMIT (never for a rollback) to whichever process reads the outbox.
-            await connection.execute(
-                text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL}
-            )
         if not self._listeners:
             return None
         return self._notify

@@ -55,7 +55,7 @@ class OutboxRunner:
         self._max_attempts = max_attempts
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
-        self._lock = lock or reader_lock(engine, on_notify=self.wake)
+        self._lock = lock or reader_lock(engine)
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None

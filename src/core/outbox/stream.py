@@ -107,14 +107,9 @@ class Relay:
         self._poll_seconds = poll_seconds
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._wakeup = asyncio.Event()
         self._running = False
         self._last_trim = 0.0
         self.relayed = 0
-
-    def wake(self) -> None:
-        """Relay now (PostgreSQL notified a commit that recorded events)."""
-        self._wakeup.set()
 
     async def run_once(self) -> int:
         """Relay one batch (when this process holds the lock); how many rows it relayed."""
@@ -143,7 +138,6 @@ class Relay:
         failing = False
         while not self._stopping.is_set():
             relayed = 0
-            self._wakeup.clear()
             try:
                 relayed = await self.run_once()
                 if loop.time() - self._last_trim > TRIM_EVERY_SECONDS:
@@ -159,21 +153,8 @@ class Relay:
                 failing = True
             if relayed >= self._batch_size:
                 continue
-            await self._pause()
-
-    async def _pause(self) -> None:
-        """Until the next poll, a notified commit, or `stop()`."""
-        waits = [
-            asyncio.ensure_future(self._wakeup.wait()),
-            asyncio.ensure_future(self._stopping.wait()),
-        ]
-        try:
-            await asyncio.wait(
-                waits, timeout=self._poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for waiting in waits:
-                waiting.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_seconds)
 
     async def _trim(self) -> None:
         """Drop the entries every consumer has acknowledged (older than the oldest pending
@@ -196,7 +177,6 @@ class Relay:
     async def stop(self, timeout: float = 10.0) -> None:
         """Let the pass under way finish (its rows marked), then give the lock up."""
         self._stopping.set()
-        self._wakeup.set()
         if self._running:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), timeout)
