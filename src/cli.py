@@ -1,4 +1,4 @@
-"""`inkwell serve | migrate | rebuild-read-models [--check] | promote-admin EMAIL |
+"""`inkwell serve | worker | migrate | rebuild-read-models [--check] | promote-admin EMAIL |
 purge-idempotency`."""
 
 from __future__ import annotations
@@ -91,13 +91,15 @@ async def _rebuild(settings: Settings, check: bool) -> int:
 async def _promote_admin(settings: Settings, email: str) -> int:
     from src.core.db.engines import create_engine
     from src.core.db.uow import SqlUnitOfWork, command_transaction
-    from src.main import build_dispatcher
+    from src.main import build_dispatcher, build_recorder
     from src.slices.users.commands import PromoteAdmin, PromoteAdminCommand
     from src.slices.users.errors import UserNotFound
 
     engine = create_engine(settings.database_url, settings, "write")
     try:
-        async with command_transaction(SqlUnitOfWork(engine, build_dispatcher())) as uow:
+        async with command_transaction(
+            SqlUnitOfWork(engine, build_dispatcher(), (build_recorder(),))
+        ) as uow:
             await PromoteAdmin(uow).execute(PromoteAdminCommand(email))
     except UserNotFound:
         print(f"no user with e-mail {email}", file=sys.stderr)
@@ -135,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inkwell", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the HTTP server (uvicorn)")
+    commands.add_parser(
+        "worker", help="relay the outbox to Redis and deliver events to handlers (REDIS_URL)"
+    )
     migrate_parser = commands.add_parser("migrate", help="apply database migrations")
     migrate_parser.add_argument("revision", nargs="?", default="head")
     rebuild_parser = commands.add_parser(
@@ -158,6 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         serve(settings)
         return 0
+    if args.command == "worker":
+        if not settings.redis_url:
+            print(
+                "inkwell worker needs REDIS_URL; without Redis, inkwell serve delivers the "
+                "events itself",
+                file=sys.stderr,
+            )
+            return 2
+        from src.worker import run_worker
+
+        return run_worker(settings)
     if args.command == "migrate":
         migrate(settings.database_url, args.revision)
         return 0

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.cors import CORSMiddleware
 
 from src import __version__
@@ -21,10 +22,14 @@ from src.core.ai.port import AIProvider
 from src.core.cache.backends import MemoryBackend, RedisBackend
 from src.core.cache.policy import Cache
 from src.core.cache.port import CacheBackend
-from src.core.db.engines import Database
+from src.core.db.engines import Database, create_engine
 from src.core.errors.handlers import install_error_handlers
 from src.core.errors.openapi import install_openapi, operation_id
 from src.core.events import EventDispatcher, EventHandlers
+from src.core.outbox.codec import EventCodec
+from src.core.outbox.delivery import EventApplier
+from src.core.outbox.recorder import OutboxRecorder
+from src.core.outbox.runner import OutboxRunner
 from src.core.pagination import CursorCodec
 from src.core.resources import Resources
 from src.core.security import PasswordHasher, TokenService
@@ -36,7 +41,7 @@ from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
 from src.observability.ai import InstrumentedProvider, MetricsObserver
 from src.observability.logging import configure_logging, stop_log_writer
-from src.observability.metrics import Metrics
+from src.observability.metrics import EventMetrics, Metrics
 from src.observability.tracing import configure_tracing
 from src.probes import router as probes
 from src.probes.lifecycle import Lifecycle, install_sigterm_drain, process_lifecycle
@@ -50,6 +55,8 @@ from src.slices.content import router as content
 from src.slices.content.drafts import ContentDraftWriter
 from src.slices.content.search import published_search
 from src.slices.conversations import router as conversations
+from src.slices.notifications import handlers as notification_handlers
+from src.slices.notifications import router as notifications
 from src.slices.signup import router as signup
 from src.slices.users import projector as users_projector
 from src.slices.users import router as users
@@ -68,7 +75,22 @@ def build_handlers() -> EventHandlers:
     """Every event handler of every slice (run off the outbox, each in its own transaction,
     by the event worker or, without Redis, by the serve process)."""
     handlers = EventHandlers()
+    notification_handlers.register(handlers)
     return handlers
+
+
+def build_recorder() -> OutboxRecorder:
+    """The outbox recorder every unit of work runs: each event an outbox row, in the
+    command's transaction (the codec knows every event class of the imported slices)."""
+    return OutboxRecorder(EventCodec.of_application())
+
+
+def build_outbox_engine(settings: Settings) -> AsyncEngine:
+    """The engine the outbox's reader (the embedded runner, the relay) keeps its bookkeeping
+    and its lock connection on: a small pool of its own, so the requests' pool and its
+    figures never count them. (Handlers write through the write engine, as commands do.)"""
+    small = settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 1})
+    return create_engine(settings.database_url, small, "write")
 
 
 def build_redis(settings: Settings) -> Redis | None:
@@ -149,8 +171,12 @@ def create_app(
     *,
     lifecycle: Lifecycle | None = None,
     drain_on_sigterm: bool = False,
+    handlers: EventHandlers | None = None,
 ) -> FastAPI:
+    """The application. `handlers`: the event handlers the embedded runner delivers to (the
+    slices' own, `build_handlers()`, unless a test brings its own)."""
     settings = settings or Settings()
+    event_handlers = handlers if handlers is not None else build_handlers()
     lifecycle = lifecycle or process_lifecycle
     configure_logging(settings.log_level, settings.effective_log_format)
     tracing = configure_tracing(settings)  # once per process: the first call decides
@@ -167,6 +193,7 @@ def create_app(
             tracing.instrument_redis(redis)
         cache = build_cache(settings, redis, metrics)
         cursors = CursorCodec(settings.jwt_secret)
+        recorder = build_recorder()
         resources = Resources(
             settings=settings,
             database=database,
@@ -181,6 +208,7 @@ def create_app(
             cache=cache,
             signup_outcomes=metrics.signup_requests,
             redis=redis,
+            event_recorders=(recorder,),
             ai=build_ai(settings, database, cache, cursors, metrics),
             create_draft=ContentDraftWriter(cache),
         )
@@ -198,9 +226,29 @@ def create_app(
         )
         if drain_on_sigterm:
             install_sigterm_drain(lifecycle, settings.shutdown_drain_seconds)
+        # Without Redis this process delivers the events itself; with it, `inkwell worker`
+        # does (src/worker.py) and the outbox only grows here.
+        runner: OutboxRunner | None = None
+        outbox_engine: AsyncEngine | None = None
+        if redis is None:
+            outbox_engine = build_outbox_engine(settings)
+            runner = OutboxRunner(
+                outbox_engine,
+                EventApplier(
+                    resources.unit_of_work, event_handlers, recorder.codec, EventMetrics(metrics)
+                ),
+                max_attempts=settings.event_max_attempts,
+            )
+            recorder.on_commit(runner.wake)
+            runner.start()
+        app.state.event_runner = runner
         try:
             yield
         finally:
+            if runner is not None:
+                await runner.stop()
+            if outbox_engine is not None:
+                await outbox_engine.dispose()
             await resources.ai_gateway.provider.aclose()
             await resources.cache.close()
             hasher.close()
@@ -244,6 +292,7 @@ def create_app(
     app.include_router(content.tags_router)
     app.include_router(ai.router)
     app.include_router(conversations.router)
+    app.include_router(notifications.router)
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(CommandBoundary)

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     ai_context_messages: int = Field(default=20, ge=1)
     ai_daily_token_budget: int = Field(default=100_000, ge=0)
 
+    # Event delivery (src/core/outbox): a stream entry idle this long is claimed by another
+    # worker; an event whose handler fails this many times is dead-lettered. The worker
+    # (`inkwell worker`, with REDIS_URL) serves its probes and metrics on WORKER_PORT.
+    event_claim_seconds: float = Field(default=30.0, gt=0)
+    event_max_attempts: int = Field(default=5, ge=1)
+    worker_port: int = Field(default=9100, ge=0, le=65535)
+
     prometheus_multiproc_dir: str | None = None
 
     # Traces are exported over OTLP only when one of these is set; the OpenTelemetry SDK

@@ -132,3 +132,9 @@ async def admin_user(client: httpx.AsyncClient, **overrides: Any) -> dict[str, A
         "headers": bearer(tokens["access_token"]),
         "sid": session_of(tokens["access_token"]),
     }
+
+
+async def follow(client: httpx.AsyncClient, reader: dict[str, Any], author: dict[str, Any]) -> None:
+    """`reader` follows `author` (204)."""
+    response = await client.put(f"/api/v1/users/{author['id']}/follow", headers=reader["headers"])
+    assert response.status_code == 204, response.text

@@ -1,11 +1,15 @@
 """SQLAlchemy metadata: the write tables, the read tables and the idempotency records.
 
 Commands write the normalized write tables (`users`, `sessions`, `contents`, `tags`,
-`content_tags`, `conversations`, `messages`);
+`content_tags`, `follows`, `conversations`, `messages`);
 projectors keep the denormalized read tables (`users_read`, `contents_read`,
-`content_tags_read`, `tags_read`, and on SQLite the full-text table `contents_search`) in step
-inside the same transaction; queries read only the read tables. Every query has an index (see
-the `Index` entries).
+`content_tags_read`, `tags_read`, `follows_read`, and on SQLite the full-text table
+`contents_search`) in step inside the same transaction; queries read only the read tables.
+Every query has an index (see the `Index` entries).
+
+`notifications` is made from events, not from write tables: its rows are inserted only by the
+notifications slice's event handlers (off the outbox, after the producing command committed),
+so `rebuild-read-models` leaves it alone; its recipient's own commands mark rows read.
 
 Full-text search uses each engine's own machinery: on PostgreSQL a `tsvector` column of
 `contents_read` with a GIN index; on SQLite an FTS5 virtual table, which that column points
@@ -183,6 +187,17 @@ content_tags = Table(
     Index("ix_content_tags_tag_id", "tag_id"),
 )
 
+# Who follows whom: one row per (follower, followee). The primary key answers "whom X
+# follows"; the followee index answers "who follows X" (a publication's notifications).
+follows = Table(
+    "follows",
+    metadata,
+    Column("follower_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("followee_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_follows_followee_id_follower_id", "followee_id", "follower_id"),
+)
+
 # A conversation with the AI assistant, private to its owner. `message_count` and
 # `updated_at` move with every exchange (most recently active first is the list's order);
 # `title` stays NULL until the client names it or the first message does.
@@ -236,6 +251,8 @@ users_read = Table(
     Column("role", String(16), nullable=False),
     Column("is_active", Boolean, nullable=False, server_default=true()),
     Column("content_count", Integer, nullable=False, server_default="0"),
+    Column("follower_count", Integer, nullable=False, server_default="0"),
+    Column("following_count", Integer, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_users_read_created_at_id", "created_at", "id"),
@@ -271,6 +288,14 @@ contents_read = Table(
     ),
     # an author's own items, drafts included
     Index("ix_contents_read_author_id_created_at_id", "author_id", "created_at", "id"),
+    # the feed: each followed author's published items, most recently published first
+    Index(
+        "ix_contents_read_author_id_status_published_at_id",
+        "author_id",
+        "status",
+        "published_at",
+        "id",
+    ),
     only_on("postgresql", Index("ix_contents_read_search", "search", postgresql_using="gin")),
     only_on("sqlite", Index("ix_contents_read_search_entry", "search")),
 )
@@ -301,6 +326,15 @@ tags_read = Table(
     Column("name", String(30), primary_key=True),
     Column("count", Integer, nullable=False),
     Index("ix_tags_read_count", "count"),
+)
+
+# The content slice's copy of `follows` (kept by its projector in the follow's transaction):
+# the feed reads whom its caller follows without touching the users slice's write table.
+follows_read = Table(
+    "follows_read",
+    metadata,
+    Column("follower_id", Uuid, primary_key=True),
+    Column("followee_id", Uuid, primary_key=True),
 )
 
 # SQLite's full-text index of `contents_read` (title, body), kept by the content projector:
@@ -341,6 +375,41 @@ def exists_on(item: SchemaItem, name: str | None, type_: str, dialect: str) -> b
     return only is None or only == dialect
 
 
+# --- notifications ---------------------------------------------------------------------
+
+# One row per (event, recipient), made by the notifications slice's handlers from a domain
+# event; the unique pair makes a replayed event insert nothing. The actor's names (and the
+# item's title and slug) are copied in as they were when the event happened.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("recipient_id", Uuid, nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("actor_id", Uuid, nullable=False),
+    Column("actor_name", String(100), nullable=False),
+    Column("actor_display_name", String(100), nullable=False),
+    Column("content_id", Uuid, nullable=True),
+    Column("content_title", String(200), nullable=True),
+    Column("content_slug", String(80), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("read_at", UTCDateTime, nullable=True),
+    CheckConstraint("type IN ('content_published', 'new_follower')", name="type"),
+    Index("ix_notifications_event_id_recipient_id", "event_id", "recipient_id", unique=True),
+    # the recipient's list, newest first
+    Index("ix_notifications_recipient_id_created_at_id", "recipient_id", "created_at", "id"),
+    # the unread ones (list and count): read_at IS NULL is a range of this index
+    Index(
+        "ix_notifications_recipient_id_read_at_created_at_id",
+        "recipient_id",
+        "read_at",
+        "created_at",
+        "id",
+    ),
+)
+
+
 # --- AI usage ----------------------------------------------------------------------------
 
 # One row per user and UTC day: the tokens charged that day (provider usage, or the text's
@@ -377,5 +446,57 @@ idempotency_records = Table(
     Index("ix_idempotency_records_expires_at", "expires_at"),
 )
 
+# --- events: the outbox and what each handler has applied --------------------------------
+
+# Every domain event a command emits, inserted in the command's transaction (so an event exists
+# exactly when its effect does). `position` orders delivery; `delivered_at` is when the event
+# was handled in-process (embedded default) or relayed to the Redis stream (with REDIS_URL);
+# delivered rows are purged soon after. A row whose handlers kept failing is kept with
+# `dead_at` and its last error, never retried again.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "position",
+        BigInteger().with_variant(Integer(), "sqlite"),  # SQLite's rowid alias: INTEGER
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_type", String(100), nullable=False),
+    Column("aggregate_id", String(64), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("traceparent", String(55), nullable=True),
+    Column("tracestate", String(512), nullable=True),
+    Column("committed_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("dead_at", UTCDateTime, nullable=True),
+    # What the runner and the relay read: the undelivered rows, in order; and the purge.
+    Index("ix_outbox_delivered_at_position", "delivered_at", "position"),
+    # Never hand out a purged row's position again (SQLite reuses the highest rowid).
+    sqlite_autoincrement=True,
+)
+
+# `(handler, event_id)` is recorded in the handler's own transaction: a redelivered event is a
+# no-op for a handler that has applied it.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("handler", String(100), primary_key=True),
+    Column("event_id", Uuid, primary_key=True),
+    Column("processed_at", UTCDateTime, nullable=False),
+    Index("ix_processed_events_processed_at", "processed_at"),
+)
+
+
 # Rebuilt in this order (a content row copies its author's names from the users side).
-READ_TABLES: tuple[Table, ...] = (users_read, contents_read, content_tags_read, tags_read)
+READ_TABLES: tuple[Table, ...] = (
+    users_read,
+    contents_read,
+    content_tags_read,
+    tags_read,
+    follows_read,
+)

@@ -56,6 +56,10 @@ AI_DURATION_BUCKETS = (
     81.92,
 )
 
+# Commit of an event → handled: resolves the embedded runner's 10–200 ms and a worker's
+# sub-second lag, up to the 30 s a dead worker's entries wait before another claims them.
+EVENT_LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
 
 class Metrics:
     def __init__(self, multiprocess_dir: str | None = None) -> None:
@@ -130,6 +134,26 @@ class Metrics:
             ["provider", "kind"],
             registry=registry,
         )
+        self.events_processed = Counter(
+            "events_processed",
+            "Event deliveries to a handler, by handler and outcome "
+            "(done|duplicate|failed|dead_lettered).",
+            ["handler", "outcome"],
+            registry=registry,
+        )
+        self.event_delivery_lag = Histogram(
+            "event_delivery_lag_seconds",
+            "Time from the commit of an event to its handling, by handler.",
+            ["handler"],
+            buckets=EVENT_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.outbox_events_pending = Gauge(
+            "outbox_events_pending",
+            "Events committed and not yet handled by every handler.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.db_pool_connections = Gauge(
             "db_pool_connections",
             "Database pool connections by engine and state.",
@@ -190,3 +214,19 @@ class Metrics:
         """In multiprocess mode, drop this worker's live gauges (active requests, pools)."""
         if self._multiprocess_dir:
             mark_process_dead(os.getpid(), self._multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+class EventMetrics:
+    """The event delivery's observer (src/core/outbox/delivery.py) on these metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def processed(self, handler: str, outcome: str) -> None:
+        self._metrics.events_processed.labels(handler, outcome).inc()
+
+    def lag(self, handler: str, seconds: float) -> None:
+        self._metrics.event_delivery_lag.labels(handler).observe(seconds)
+
+    def pending(self, count: int) -> None:
+        self._metrics.outbox_events_pending.set(count)

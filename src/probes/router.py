@@ -64,10 +64,18 @@ class Dependency:
     ping: Callable[[], Awaitable[Any]] | None  # None: not configured, reported as skipped
 
 
-def dependencies(runtime: Runtime) -> list[Dependency]:
-    """Every dependency `/ready` checks, in the order its body lists them."""
+def dependencies(runtime: Runtime, role: str = "api") -> list[Dependency]:
+    """Every dependency `/ready` checks, in the order its body lists them.
+
+    The event worker (`role="worker"`, src/worker.py) needs both the database and Redis to do
+    anything at all: both are required there."""
     res = runtime.resources
     redis = res.redis
+    if role == "worker":
+        return [
+            Dependency("database", True, lambda: _ping_database(res.database.write_engine)),
+            Dependency("redis", True, redis.ping if redis is not None else None),
+        ]
     return [
         Dependency("database", True, lambda: _ping_database(res.database.write_engine)),
         Dependency("read_database", True, lambda: _ping_database(res.database.read_engine)),
@@ -91,7 +99,7 @@ async def get_readiness(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     settings = runtime.resources.settings
     timeout = settings.ready_check_timeout_seconds
-    wanted = dependencies(runtime)
+    wanted = dependencies(runtime, getattr(request.app.state, "probe_role", "api"))
     with suppress_instrumentation():  # probes are polled every few seconds: no SQL/Redis spans
         results = await asyncio.gather(
             *(_timed(d.ping(), timeout) if d.ping else _skipped() for d in wanted)

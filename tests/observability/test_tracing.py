@@ -86,10 +86,11 @@ async def test_a_request_is_one_trace_in_the_callers_trace_with_sql_and_use_case
     commit = only(spans, lambda s: s.name == "unit_of_work.commit")
     assert descends_from(commit, server, spans)
     assert not descends_from(commit, use_case, spans)
+    # The commit writes the read table and the event's outbox row.
     inserts = [s for s in spans if s.kind == SpanKind.CLIENT and "INSERT" in s.name]
-    assert len(inserts) == 2, [s.name for s in spans]
+    assert len(inserts) == 3, [s.name for s in spans]
     assert sum(descends_from(s, use_case, spans) for s in inserts) == 1
-    assert sum(descends_from(s, commit, spans) for s in inserts) == 1
+    assert sum(descends_from(s, commit, spans) for s in inserts) == 2
     assert {s.resource.attributes["service.name"] for s in spans} == {"inkwell"}
     assert {s.resource.attributes["deployment.environment.name"] for s in spans} == {"test"}
 

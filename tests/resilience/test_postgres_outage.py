@@ -170,9 +170,13 @@ async def test_a_command_cut_off_mid_transaction_leaves_no_partial_write(
                 client.post("/api/v1/content", json=body, headers=headers)
             )
             deadline = time.monotonic() + 10
-            while not await blocker.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'inkwell-write'"
-                " AND wait_event_type = 'Lock' AND datname = current_database()"
+            # pg_stat_activity is a snapshot taken once per transaction (the blocker's is still
+            # open): clear it before each look, or a waiter that arrives later is never seen.
+            while await blocker.execute(
+                "SELECT pg_stat_clear_snapshot()"
+            ) is not None and not await blocker.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                "'inkwell-write' AND wait_event_type = 'Lock' AND datname = current_database()"
             ):
                 assert not request.done(), request.result().text
                 assert time.monotonic() < deadline, "the command never reached its projection"

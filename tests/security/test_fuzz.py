@@ -197,4 +197,4 @@ def test_the_fuzzed_schema_has_every_route() -> None:
         (result.ok().method.upper(), result.ok().path) for result in schema.get_all_operations()
     }
     assert operations == routes
-    assert len(operations) == 28
+    assert len(operations) == 34

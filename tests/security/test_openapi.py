@@ -42,7 +42,7 @@ def _documents_problem(operation: dict[str, Any], status: int) -> bool:
 
 async def test_every_operation_documents_413_and_500(openapi: dict[str, Any]) -> None:
     operations = _operations(openapi)
-    assert len(operations) == 28
+    assert len(operations) == 34
     for method, path, operation in operations:
         for status in (413, 500):
             assert _documents_problem(operation, status), (method, path, status)
@@ -63,7 +63,7 @@ async def test_commands_document_the_idempotency_answers_and_header(
     openapi: dict[str, Any],
 ) -> None:
     commands = [(m, p, o) for m, p, o in _operations(openapi) if m in COMMANDS]
-    assert len(commands) == 15
+    assert len(commands) == 19
     for method, path, operation in commands:
         for status in (400, 409, 422):
             assert _documents_problem(operation, status), (method, path, status)

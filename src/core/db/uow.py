@@ -10,7 +10,8 @@ worker — holds the `SqlUnitOfWork` behind it and ends it exactly once:
   1. each recorded event goes to the projectors subscribed to it: the read tables change in
      this transaction, so they can never disagree with the write tables (a projector may
      hand back after-commit work, run in step 5);
-  2. the event recorders run (the extension point where the outbox appends its rows);
+  2. the event recorders run (the extension point where the outbox appends its rows; a
+     recorder may hand back after-commit work too);
   3. the boundary's final steps run (the stored answer of an idempotent request);
   4. one COMMIT, and the connection goes back to the pool;
   5. the after-commit hooks run (cache invalidation). A failing hook is logged; it never
@@ -42,7 +43,10 @@ tracer = trace.get_tracer(__name__)
 
 AfterCommitHook = Callable[[], Awaitable[None]]
 FinalStep = Callable[[AsyncConnection], Awaitable[None]]
-EventRecorder = Callable[[AsyncConnection, Sequence[DomainEvent]], Awaitable[None]]
+# A recorder may hand back work for after the COMMIT (the outbox wakes its local runner).
+EventRecorder = Callable[
+    [AsyncConnection, Sequence[DomainEvent]], Awaitable[AfterCommitHook | None]
+]
 
 
 class UnitOfWork(Protocol):
@@ -145,7 +149,9 @@ class SqlUnitOfWork:
                     self._after_commit += await self._dispatcher.dispatch(connection, event)
                 if events:
                     for record in self._recorders:
-                        await record(connection, events)
+                        recorded = await record(connection, events)
+                        if recorded is not None:
+                            self._after_commit.append(recorded)
                 for step in self._final_steps:
                     await step(connection)
                 await connection.commit()

@@ -17,6 +17,10 @@ A profile edit (`ProfileUpdated`, from the users slice) rewrites the author's na
 row of that author here, in the edit's own transaction, with one UPDATE over the author's
 index range; the rows it rewrote are exactly the cached items (by id and by slug) to drop
 once the edit has committed, with every list (the list generation).
+
+Follows (`UserFollowed` / `UserUnfollowed`, from the users slice) are copied into
+`follows_read` in the follow's own transaction: the feed, a query of this slice, reads whom its
+caller follows from there, and sees a follow on the very next request.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ from src.core.tables import (
     contents,
     contents_read,
     contents_search,
+    follows,
+    follows_read,
     tags,
     tags_read,
     users,
@@ -63,7 +69,7 @@ from src.slices.content.events import (
     public_tags,
 )
 from src.slices.content.keys import LIST_GENERATION, item_key, slug_key
-from src.slices.users.events import ProfileUpdated
+from src.slices.users.events import ProfileUpdated, UserFollowed, UserUnfollowed
 
 _ENGLISH: ColumnElement[Any] = literal_column("'english'::regconfig")
 
@@ -203,11 +209,28 @@ class RenameAuthor:
         return lambda: cache.invalidate(*keys, generations=(LIST_GENERATION,))
 
 
+async def on_user_followed(connection: AsyncConnection, event: UserFollowed) -> None:
+    await connection.execute(
+        insert(follows_read).values(follower_id=event.follower_id, followee_id=event.followee_id)
+    )
+
+
+async def on_user_unfollowed(connection: AsyncConnection, event: UserUnfollowed) -> None:
+    await connection.execute(
+        delete(follows_read).where(
+            follows_read.c.follower_id == event.follower_id,
+            follows_read.c.followee_id == event.followee_id,
+        )
+    )
+
+
 def register(dispatcher: EventDispatcher, cache: Cache | None = None) -> None:
     dispatcher.subscribe(ContentCreated, on_content_created)
     dispatcher.subscribe(ContentUpdated, on_content_updated)
     dispatcher.subscribe(ContentDeleted, on_content_deleted)
     dispatcher.subscribe(ProfileUpdated, RenameAuthor(cache))
+    dispatcher.subscribe(UserFollowed, on_user_followed)
+    dispatcher.subscribe(UserUnfollowed, on_user_unfollowed)
 
 
 # --- rebuild (`inkwell rebuild-read-models`) ---------------------------------------------
@@ -295,5 +318,10 @@ async def rebuild(connection: AsyncConnection) -> None:
         insert(tags_read).from_select(
             ["name", "count"],
             select(counts.c.name, func.count()).group_by(counts.c.name),
+        )
+    )
+    await connection.execute(
+        insert(follows_read).from_select(
+            ["follower_id", "followee_id"], select(follows.c.follower_id, follows.c.followee_id)
         )
     )

@@ -30,7 +30,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+    tuple_,
+)
 
 from src.core.cache.policy import Cache
 from src.core.cache.port import CacheStatus
@@ -38,9 +52,11 @@ from src.core.db.read import ReadHandle
 from src.core.identity import Principal
 from src.core.pagination import NEWEST_FIRST, CursorCodec, Keyset, PositionShape, split_page
 from src.core.tables import (
+    UTCDateTime,
     content_tags_read,
     contents_read,
     contents_search,
+    follows_read,
     tags_read,
 )
 from src.slices.content.errors import ContentNotFound
@@ -352,3 +368,139 @@ class ListTags:
             )
             span.set_attribute("cache.status", status)
             return body, status
+
+
+# --- the feed ----------------------------------------------------------------------------------
+#
+# Published items of the authors the caller follows, most recently published first. Whom the
+# caller follows is the content slice's own copy, `follows_read` (projected in the follow's
+# transaction, so a follow or an unfollow shows on the very next page). The cost must not grow
+# with how much the followed authors have written: each author's newest items after the
+# cursor are one range of `ix_contents_read_author_id_status_published_at_id`, and no more
+# than a page is read of any author.
+#
+# PostgreSQL: a LATERAL subquery per followed author takes that author's first `limit + 1`
+# keys `(published_at, id)` from the index (an index-only scan), the union of them is merged
+# and cut to `limit + 1`, and only those rows are fetched whole. SQLite has no LATERAL; a
+# correlated `IN (… LIMIT …)` per followed author does the same (SQLite evaluates it once
+# per `follows_read` row, over the same index range). See docs/performance.md#the-feed.
+
+
+_FEED_INDEX = "ix_contents_read_author_id_status_published_at_id"
+
+
+def _feed_position(row: Any) -> tuple[Any, ...]:
+    return (row.published_at, row.id)
+
+
+def _feed_statement(dialect: str, after: bool) -> Any:
+    """The feed page query for `dialect`, with or without a cursor; parameters `reader`,
+    `limit` (the page size + 1) and, after a cursor, `after_at` and `after_id`."""
+    reader = bindparam("reader", type_=Uuid)
+    limit = bindparam("limit", type_=Integer)
+    published = contents_read.c.status == PUBLISHED
+    followed = contents_read.c.author_id == follows_read.c.followee_id
+    conditions: list[ColumnElement[bool]] = [followed, published]
+    if after:
+        conditions.append(
+            tuple_(contents_read.c.published_at, contents_read.c.id)
+            < tuple_(bindparam("after_at", type_=UTCDateTime), bindparam("after_id", type_=Uuid))
+        )
+    newest_of_author = (
+        select(contents_read.c.published_at, contents_read.c.id)
+        .where(*conditions)
+        .order_by(contents_read.c.published_at.desc(), contents_read.c.id.desc())
+        .limit(limit)
+    )
+    if dialect == "postgresql":
+        per_author = newest_of_author.lateral("per_author")
+        keys = (
+            select(per_author.c.published_at, per_author.c.id)
+            .select_from(follows_read.join(per_author, true()))
+            .where(follows_read.c.follower_id == reader)
+            .order_by(per_author.c.published_at.desc(), per_author.c.id.desc())
+            .limit(limit)
+            .subquery("page_keys")
+        )
+        return (
+            select(*_STATE_COLUMNS)
+            .select_from(keys.join(contents_read, contents_read.c.id == keys.c.id))
+            .order_by(keys.c.published_at.desc(), keys.c.id.desc())
+        )
+    return _sqlite_feed_statement(after)
+
+
+def _sqlite_feed_statement(after: bool) -> Any:
+    """SQLite: per followed author, the key of its `limit`-th newest item after the cursor (a
+    correlated subquery: one seek into the index), then that author's range of the index down
+    to it (covering reads); the union sorted and cut to `limit`; only then whole rows.
+
+    Written out because SQLite has no statistics to plan it by: `CROSS JOIN` makes it start
+    from the reader's follows and `INDEXED BY` holds it to the feed's index, where its
+    planner would otherwise walk every published item."""
+    before_cursor = "AND ({t}.published_at, {t}.id) < (:after_at, :after_id)" if after else ""
+    sql = f"""
+        SELECT {", ".join(f"contents_read.{column.name}" for column in _STATE_COLUMNS)}
+        FROM (
+            SELECT item.published_at AS published_at, item.id AS id
+            FROM follows_read CROSS JOIN contents_read AS item INDEXED BY {_FEED_INDEX}
+            WHERE follows_read.follower_id = :reader
+              AND item.author_id = follows_read.followee_id
+              AND item.status = '{PUBLISHED}'
+              {before_cursor.format(t="item")}
+              AND item.published_at >= coalesce((
+                  SELECT nth.published_at
+                  FROM contents_read AS nth INDEXED BY {_FEED_INDEX}
+                  WHERE nth.author_id = follows_read.followee_id
+                    AND nth.status = '{PUBLISHED}'
+                    {before_cursor.format(t="nth")}
+                  ORDER BY nth.published_at DESC, nth.id DESC
+                  LIMIT 1 OFFSET :limit - 1
+              ), '')
+            ORDER BY item.published_at DESC, item.id DESC
+            LIMIT :limit
+        ) AS page_keys
+        JOIN contents_read ON contents_read.id = page_keys.id
+        ORDER BY page_keys.published_at DESC, page_keys.id DESC
+    """  # noqa: S608 (what is interpolated is this module's constants, never a value)
+    # '' sorts before every stored timestamp: an author with fewer items gives all of theirs.
+    parameters = [bindparam("reader", type_=Uuid), bindparam("limit", type_=Integer)]
+    if after:
+        parameters += [
+            bindparam("after_at", type_=UTCDateTime),
+            bindparam("after_id", type_=Uuid),
+        ]
+    return text(sql).bindparams(*parameters).columns(*_STATE_COLUMNS)
+
+
+# Built once per backend and shape: a statement's construction costs more than its (cached)
+# compilation.
+_FEED_STATEMENTS = {
+    (dialect, after): _feed_statement(dialect, after)
+    for dialect in ("postgresql", "sqlite")
+    for after in (False, True)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ListFeed:
+    """The caller's feed: published items of the authors they follow, newest first.
+
+    Not cached: it is the caller's alone and changes with every follow; each page is one
+    statement of bounded cost (above)."""
+
+    read: ReadHandle
+    cursors: CursorCodec
+
+    async def execute(self, reader: Principal, limit: int, cursor: str | None) -> bytes:
+        """The `ContentPage` JSON body."""
+        with tracer.start_as_current_span("content.feed") as span:
+            span.set_attribute("user.id", str(reader.user_id))
+            span.set_attribute("page.limit", limit)
+            after = self.cursors.decode(cursor) if cursor else None  # 422 before any I/O
+            parameters: dict[str, Any] = {"reader": reader.user_id, "limit": limit + 1}
+            if after is not None:
+                parameters["after_at"], parameters["after_id"] = after
+            statement = _FEED_STATEMENTS[(self.read.dialect, after is not None)]
+            rows = await self.read.all(statement, parameters)
+            return _page(rows, limit, self.cursors, _feed_position)

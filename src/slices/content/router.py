@@ -25,6 +25,7 @@ from src.slices.content.queries import (
     GetContent,
     GetContentBySlug,
     ListContent,
+    ListFeed,
     ListOwnContent,
     ListTags,
 )
@@ -131,6 +132,20 @@ async def list_content(
         res.database.read, res.cache, res.cursors, res.settings.content_cache_ttl_seconds
     )
     return _cached_json(*await query.execute(limit, cursor, filters))
+
+
+@router.get("/feed", response_model=ContentPage, responses=problem_responses(401, 422))
+async def get_feed(
+    principal: CurrentPrincipal, res: Res, limit: Limit = 20, cursor: Cursor = None
+) -> Response:
+    """List the published content of the authors the caller follows, most recently published
+    first.
+
+    The items of the content list, ordered by `published_at` (then id); paged with `limit`
+    (1-100) and `cursor`. A follow or an unfollow shows on the very next page; drafts never
+    appear. Not cached (it is the caller's alone)."""
+    body = await ListFeed(res.database.read, res.cursors).execute(principal, limit, cursor)
+    return Response(body, media_type="application/json")
 
 
 @router.get(

@@ -9,10 +9,15 @@
   the account's sessions (and login refuses it); a role change reaches the account's next
   request, since `current_principal` reads the role with the session.
 * `PromoteAdmin` — `inkwell promote-admin EMAIL`: the same role change, found by e-mail.
+* `FollowUser` / `UnfollowUser` — `PUT` / `DELETE /users/{id}/follow`: one `follows` row per
+  pair, made or removed by one statement whose outcome says whether anything changed, so
+  `UserFollowed` / `UserUnfollowed` are emitted exactly when a row was made or removed — of
+  two concurrent follows of the same pair, the second waits on the first's row and inserts
+  nothing. The projectors move the counts in the same transaction.
 
 Their answer, the private profile, is read from the write tables in the command's own
-transaction (commands never read read tables): `content_count` counts like the users
-projector's rebuild does.
+transaction (commands never read read tables): `content_count` and the follow counts count
+like the users projector's rebuild does.
 """
 
 from __future__ import annotations
@@ -25,23 +30,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import Update, select, update
+from sqlalchemy import Update, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from src.core.db.uow import UnitOfWork, violated_unique
-from src.core.errors.types import Forbidden, InvalidToken
+from src.core.errors.types import Forbidden, InvalidToken, ValidationFailed
 from src.core.identity import Principal, Role
 from src.core.security import PasswordHasher
-from src.core.tables import sessions, users, utcnow
+from src.core.tables import follows, sessions, users, utcnow
 from src.slices.users.errors import PhoneTaken, UserNotFound, WrongPassword
 from src.slices.users.events import (
     PasswordChanged,
     ProfileUpdated,
     RoleChanged,
     UserDeactivated,
+    UserFollowed,
     UserReactivated,
+    UserUnfollowed,
 )
-from src.slices.users.projector import content_count
+from src.slices.users.projector import content_count, follower_count, following_count
 
 tracer = trace.get_tracer(__name__)
 
@@ -63,6 +71,8 @@ class Account:
     is_active: bool
     created_at: dt.datetime
     content_count: int
+    follower_count: int
+    following_count: int
 
 
 _ACCOUNT_COLUMNS = (
@@ -77,6 +87,8 @@ _ACCOUNT_COLUMNS = (
     users.c.is_active,
     users.c.created_at,
     content_count(users.c.id).label("content_count"),
+    follower_count(users.c.id).label("follower_count"),
+    following_count(users.c.id).label("following_count"),
 )
 
 
@@ -286,3 +298,116 @@ class PromoteAdmin:
         if user_id is None:
             raise UserNotFound("No user has this e-mail address.")
         await _set_role(self.uow, user_id, "admin", utcnow())
+
+
+# --- follows ----------------------------------------------------------------------------------
+
+
+def _not_yourself(actor: Principal, user_id: uuid.UUID) -> None:
+    if user_id == actor.user_id:
+        raise ValidationFailed(
+            "You cannot follow yourself.",
+            errors=[{"parameter": "user_id", "detail": "This is the caller's own id."}],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUserCommand:
+    actor: Principal
+    user_id: uuid.UUID  # whom to follow
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUser:
+    uow: UnitOfWork
+
+    async def execute(self, command: FollowUserCommand) -> bool:
+        """Whether a follow was made (False: the caller already followed the user)."""
+        with tracer.start_as_current_span("users.follow") as span:
+            actor = command.actor
+            span.set_attribute("user.id", str(actor.user_id))
+            span.set_attribute("users.target", str(command.user_id))
+            _not_yourself(actor, command.user_id)
+            rows = (
+                await self.uow.execute(
+                    select(users.c.id, users.c.name, users.c.display_name, users.c.is_active).where(
+                        users.c.id.in_((actor.user_id, command.user_id))
+                    )
+                )
+            ).all()
+            found = {row.id: row for row in rows}
+            followee = found.get(command.user_id)
+            if followee is None or not followee.is_active:
+                raise UserNotFound()
+            follower = found.get(actor.user_id)
+            if follower is None:  # a live session whose account is gone
+                raise InvalidToken()
+            now = utcnow()
+            on_postgres = self.uow.dialect == "postgresql"
+            dialect_insert = postgresql.insert if on_postgres else sqlite.insert
+            made = await self.uow.execute(
+                dialect_insert(follows)
+                .values(follower_id=actor.user_id, followee_id=command.user_id, created_at=now)
+                .on_conflict_do_nothing(index_elements=["follower_id", "followee_id"])
+                .returning(follows.c.follower_id)
+            )
+            created = made.first() is not None
+            span.set_attribute("users.follow_created", created)
+            if created:
+                self.uow.emit(
+                    UserFollowed(
+                        follower_id=actor.user_id,
+                        followee_id=command.user_id,
+                        follower_name=follower.name,
+                        follower_display_name=follower.display_name,
+                        followed_at=now,
+                    )
+                )
+            return created
+
+
+@dataclass(frozen=True, slots=True)
+class UnfollowUserCommand:
+    actor: Principal
+    user_id: uuid.UUID  # whom to stop following
+
+
+@dataclass(frozen=True, slots=True)
+class UnfollowUser:
+    uow: UnitOfWork
+
+    async def execute(self, command: UnfollowUserCommand) -> bool:
+        """Whether a follow ended (False: the caller did not follow the user).
+
+        A deactivated user can still be unfollowed: ending a follow harms nobody, and the
+        follower's count should not keep someone they no longer want."""
+        with tracer.start_as_current_span("users.unfollow") as span:
+            actor = command.actor
+            span.set_attribute("user.id", str(actor.user_id))
+            span.set_attribute("users.target", str(command.user_id))
+            _not_yourself(actor, command.user_id)
+            removed = await self.uow.execute(
+                delete(follows)
+                .where(
+                    follows.c.follower_id == actor.user_id,
+                    follows.c.followee_id == command.user_id,
+                )
+                .returning(follows.c.follower_id)
+            )
+            ended = removed.first() is not None
+            span.set_attribute("users.follow_ended", ended)
+            if ended:
+                self.uow.emit(
+                    UserUnfollowed(
+                        follower_id=actor.user_id,
+                        followee_id=command.user_id,
+                        unfollowed_at=utcnow(),
+                    )
+                )
+                return True
+            exists = (
+                await self.uow.execute(select(users.c.id).where(users.c.id == command.user_id))
+            ).first()
+            if exists is None:
+                raise UserNotFound()
+            return False

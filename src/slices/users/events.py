@@ -52,3 +52,24 @@ class UserReactivated(DomainEvent):
 class PasswordChanged(DomainEvent):
     user_id: uuid.UUID
     changed_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserFollowed(DomainEvent):
+    """A follow that did not exist before (a repeated follow emits nothing). The follower's
+    names are those they had then, for whatever tells the followed who it was."""
+
+    follower_id: uuid.UUID
+    followee_id: uuid.UUID
+    follower_name: str
+    follower_display_name: str
+    followed_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserUnfollowed(DomainEvent):
+    """A follow that existed has ended (unfollowing someone not followed emits nothing)."""
+
+    follower_id: uuid.UUID
+    followee_id: uuid.UUID
+    unfollowed_at: dt.datetime

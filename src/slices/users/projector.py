@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, ScalarSelect, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.core.events import EventDispatcher
-from src.core.tables import contents, users, users_read
+from src.core.tables import contents, follows, users, users_read
 from src.slices.content.events import (
     ContentCreated,
     ContentDeleted,
@@ -23,7 +23,9 @@ from src.slices.users.events import (
     ProfileUpdated,
     RoleChanged,
     UserDeactivated,
+    UserFollowed,
     UserReactivated,
+    UserUnfollowed,
 )
 
 
@@ -33,6 +35,26 @@ def content_count(user_id: ColumnElement[uuid.UUID]) -> ScalarSelect[int]:
         select(func.count())
         .select_from(contents)
         .where(contents.c.author_id == user_id, contents.c.status == "published")
+        .scalar_subquery()
+    )
+
+
+def follower_count(user_id: ColumnElement[uuid.UUID]) -> ScalarSelect[int]:
+    """What `users_read.follower_count` counts, from the write tables."""
+    return (
+        select(func.count())
+        .select_from(follows)
+        .where(follows.c.followee_id == user_id)
+        .scalar_subquery()
+    )
+
+
+def following_count(user_id: ColumnElement[uuid.UUID]) -> ScalarSelect[int]:
+    """What `users_read.following_count` counts, from the write tables."""
+    return (
+        select(func.count())
+        .select_from(follows)
+        .where(follows.c.follower_id == user_id)
         .scalar_subquery()
     )
 
@@ -50,6 +72,8 @@ async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) ->
             role=event.role,
             is_active=True,
             content_count=0,
+            follower_count=0,
+            following_count=0,
             created_at=event.created_at,
             updated_at=event.created_at,
         )
@@ -119,6 +143,31 @@ async def on_password_changed(connection: AsyncConnection, event: PasswordChange
     await _change(connection, event.user_id, event.changed_at)
 
 
+# Follows move both counts by one: the events are emitted only when a row was made or
+# removed, so the counts stay exact under concurrent (and repeated) follows.
+
+
+async def _count_follow(connection: AsyncConnection, follower: Any, followee: Any, by: int) -> None:
+    await connection.execute(
+        update(users_read)
+        .where(users_read.c.id == followee)
+        .values(follower_count=users_read.c.follower_count + by)
+    )
+    await connection.execute(
+        update(users_read)
+        .where(users_read.c.id == follower)
+        .values(following_count=users_read.c.following_count + by)
+    )
+
+
+async def on_user_followed(connection: AsyncConnection, event: UserFollowed) -> None:
+    await _count_follow(connection, event.follower_id, event.followee_id, 1)
+
+
+async def on_user_unfollowed(connection: AsyncConnection, event: UserUnfollowed) -> None:
+    await _count_follow(connection, event.follower_id, event.followee_id, -1)
+
+
 def register(dispatcher: EventDispatcher) -> None:
     dispatcher.subscribe(UserSignedUp, on_user_signed_up)
     dispatcher.subscribe(ContentCreated, on_content_created)
@@ -129,6 +178,8 @@ def register(dispatcher: EventDispatcher) -> None:
     dispatcher.subscribe(UserDeactivated, on_user_deactivated)
     dispatcher.subscribe(UserReactivated, on_user_reactivated)
     dispatcher.subscribe(PasswordChanged, on_password_changed)
+    dispatcher.subscribe(UserFollowed, on_user_followed)
+    dispatcher.subscribe(UserUnfollowed, on_user_unfollowed)
 
 
 async def rebuild(connection: AsyncConnection) -> None:
@@ -146,6 +197,8 @@ async def rebuild(connection: AsyncConnection) -> None:
                 "role",
                 "is_active",
                 "content_count",
+                "follower_count",
+                "following_count",
                 "created_at",
                 "updated_at",
             ],
@@ -160,6 +213,8 @@ async def rebuild(connection: AsyncConnection) -> None:
                 users.c.role,
                 users.c.is_active,
                 content_count(users.c.id),
+                follower_count(users.c.id),
+                following_count(users.c.id),
                 users.c.created_at,
                 users.c.updated_at,
             ),

@@ -29,6 +29,8 @@ _PUBLIC_COLUMNS = (
     users_read.c.country,
     users_read.c.state,
     users_read.c.content_count,
+    users_read.c.follower_count,
+    users_read.c.following_count,
     users_read.c.created_at,
 )
 _NEWEST_FIRST = Keyset(users_read.c.created_at, users_read.c.id)

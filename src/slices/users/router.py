@@ -13,6 +13,10 @@ from src.core.resources import Resources, read_side, resources, unit_of_work
 from src.slices.users.commands import (
     ChangePassword,
     ChangePasswordCommand,
+    FollowUser,
+    FollowUserCommand,
+    UnfollowUser,
+    UnfollowUserCommand,
     UpdateProfile,
     UpdateProfileCommand,
     UpdateUserAsAdmin,
@@ -102,6 +106,39 @@ async def get_user(user_id: uuid.UUID, read: Read) -> Response:
     # serialized again by FastAPI.
     body = await GetUser(read).execute(user_id)
     return Response(body, media_type="application/json")
+
+
+@router.put(
+    "/{user_id}/follow",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 404, 422),
+)
+async def follow_user(user_id: uuid.UUID, principal: CurrentPrincipal, uow: Uow) -> Response:
+    """Follow a user: their published content appears in the caller's feed.
+
+    204 whether or not the caller already followed them; a repeated follow changes nothing
+    (no second notification, the counts unchanged). The user's `follower_count` and the
+    caller's `following_count` count it on the very next read. 404 `user_not_found` for an
+    unknown or deactivated user; 422 `validation_error` for the caller's own id."""
+    await FollowUser(uow).execute(FollowUserCommand(principal, user_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/{user_id}/follow",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 404, 422),
+)
+async def unfollow_user(user_id: uuid.UUID, principal: CurrentPrincipal, uow: Uow) -> Response:
+    """Stop following a user.
+
+    204, also when the caller did not follow them (nothing changes then); their items leave
+    the caller's feed at once. A deactivated user can be unfollowed; 404 `user_not_found` for
+    an id that is no user; 422 `validation_error` for the caller's own id."""
+    await UnfollowUser(uow).execute(UnfollowUserCommand(principal, user_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @admin_router.patch(

@@ -21,6 +21,8 @@ class UserPublic(BaseModel):
     country: str | None
     state: str | None
     content_count: int
+    follower_count: int = Field(description="How many users follow this user.")
+    following_count: int = Field(description="How many users this user follows.")
     created_at: dt.datetime
 
 
@@ -56,6 +58,8 @@ class PrivateProfile(BaseModel):
     is_active: bool
     created_at: dt.datetime
     content_count: int
+    follower_count: int
+    following_count: int
 
 
 class UserPage(BaseModel):
