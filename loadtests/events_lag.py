@@ -296,8 +296,10 @@ async def run_backend(backend: str, args: argparse.Namespace, out: Path) -> None
                 print(f"  worker SIGKILLed and restarted in {time.monotonic() - killed:.2f} s")
 
             killer = asyncio.create_task(kill_soon())
-            sent = await steady(api.url, headers, args.rate, 6.0)
-            await killer
+            try:
+                sent = await steady(api.url, headers, args.rate, 6.0)
+            finally:
+                await killer  # never leave a restarted worker behind the clean-up below
             rows = await lags.wait_for(before + sent, timeout=args.claim_seconds + 120)
             window = [r[0] for r in rows[before:]]
             print(

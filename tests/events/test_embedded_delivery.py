@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from src.core.outbox import store
+from src.core.outbox.runner import OutboxRunner
 from tests.conftest import Backend, _empty_tables
 from tests.events.conftest import (
     Calls,
@@ -202,3 +203,17 @@ async def test_many_events_are_each_handled_once(
     await eventually(handled)
     seen = [str(e.user_id) for _, _, e in calls.of("test.signed_up")]
     assert sorted(seen) == sorted(user["id"] for user in users)
+
+
+async def test_the_pending_gauge_counts_events_not_yet_handled(embedded: httpx.AsyncClient) -> None:
+    runner = embedded.app.state.event_runner  # type: ignore[attr-defined]
+    await runner.stop()  # nothing delivers now
+    for n in range(3):
+        await sign_up(embedded, name=f"Poison {n}")  # their handler fails: they stay pending
+    engine = embedded.app.state.resources.database.write_engine  # type: ignore[attr-defined]
+    one_pass = OutboxRunner(engine, runner.applier, max_attempts=3)
+    await one_pass.run_once()
+    assert sample(embedded, "outbox_events_pending") == 3
+    await sign_up(embedded)
+    await one_pass.run_once()  # the new one is handled; the others wait for their retry
+    assert sample(embedded, "outbox_events_pending") == 3

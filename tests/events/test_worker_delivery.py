@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as redis_client
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from src.core.outbox.stream import GROUP, dead_stream_key, stream_key
 from src.worker import Worker
@@ -165,3 +166,29 @@ async def test_a_poison_event_goes_to_the_dead_letter_stream(
             == 1
         )
         assert len(calls.of("test.signed_up")) == 1
+
+
+async def test_the_handling_span_joins_the_requests_trace_through_the_stream(
+    backend: Backend, calls: Calls, recorded_spans: InMemorySpanExporter
+) -> None:
+    async with api_and_worker(backend, calls) as (client, _worker):
+        trace_id = uuid.uuid4().hex
+        response = await client.post(
+            "/api/v1/signup",
+            json={"name": "Traced", "email": f"t.{uuid.uuid4().hex[:8]}@example.com",
+                  "password": "correct horse battery"},
+            headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+        )  # fmt: skip
+        assert response.status_code == 201
+
+        def handler_spans() -> list[Any]:
+            return [
+                s for s in recorded_spans.get_finished_spans() if s.name == "event test.signed_up"
+            ]
+
+        async def traced() -> bool:
+            return bool(handler_spans())
+
+        await eventually(traced)
+        (span,) = handler_spans()
+        assert format(span.context.trace_id, "032x") == trace_id

@@ -1,6 +1,7 @@
 """Inkwell's API and worker as real processes, with test handlers whose effect is counted.
 
-Each handler inserts one row into `test_effects` per application — a plain insert, no key —
+Beside the application's own handlers (the notifications slice's), each counting handler
+inserts one row into `test_effects` per application — a plain insert, no key —
 so an event applied twice by one handler shows as two rows: "exactly one effect per event and
 handler" is one row per `(event_id, handler)`. Users named "Poison…" make them fail.
 `TEST_HANDLER_DELAY` (seconds) makes each application slow, so a process can be killed with
@@ -21,6 +22,7 @@ from sqlalchemy import text
 
 from src.core.db.uow import UnitOfWork
 from src.core.events import EventHandlers, EventMeta
+from src.main import build_handlers
 from src.main import create_app as create_inkwell_app
 from src.observability.tracing import configure_tracing
 from src.settings import Settings
@@ -34,8 +36,9 @@ EFFECTS_DDL = (
 
 
 def handlers() -> EventHandlers:
+    """The application's own handlers (notifications) and the two counting ones."""
     delay = float(os.environ.get("TEST_HANDLER_DELAY", "0"))
-    subscribed = EventHandlers()
+    subscribed = build_handlers()
     for name in HANDLERS:
 
         def handler(name: str = name):  # type: ignore[no-untyped-def]

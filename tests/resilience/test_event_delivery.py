@@ -136,6 +136,70 @@ async def assert_exactly_once(url: str, events: int) -> None:
     assert sorted(seen) == sorted((event, handler) for event in ids for handler in HANDLERS)
 
 
+async def follow_an_author(base_url: str, followers: int = 2) -> tuple[Any, list[Any]]:
+    """An author and `followers` users following them: (author, followers), each with
+    `headers`."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=15) as client:
+        people = []
+        for _ in range(followers + 1):
+            body = signup_body()
+            created = await client.post("/api/v1/signup", json=body)
+            assert created.status_code == 201, created.text
+            login = await client.post(
+                "/api/v1/auth/login", json={"email": body["email"], "password": body["password"]}
+            )
+            token = login.json()["access_token"]
+            people.append({**created.json(), "headers": {"Authorization": f"Bearer {token}"}})
+        author, readers = people[0], people[1:]
+        for reader in readers:
+            answer = await client.put(
+                f"/api/v1/users/{author['id']}/follow", headers=reader["headers"]
+            )
+            assert answer.status_code == 204, answer.text
+    return author, readers
+
+
+async def publish_items(base_url: str, author: Any, count: int) -> list[str]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=15) as client:
+        ids = []
+        for n in range(count):
+            answer = await client.post(
+                "/api/v1/content",
+                json={"title": f"Item {n} {uuid.uuid4().hex[:6]}", "content": "Long enough text."},
+                headers=author["headers"],
+            )
+            assert answer.status_code == 201, answer.text
+            ids.append(answer.json()["id"])
+    return ids
+
+
+async def assert_notified_once(base_url: str, readers: list[Any], items: list[str]) -> None:
+    """Each reader has exactly one `content_published` notification per item: none missing,
+    none twice."""
+
+    async def published_to(client: httpx.AsyncClient, reader: Any) -> list[str]:
+        answer = await client.get(
+            "/api/v1/notifications", params={"limit": 100}, headers=reader["headers"]
+        )
+        assert answer.status_code == 200, answer.text
+        return [
+            n["content"]["id"] for n in answer.json()["items"] if n["type"] == "content_published"
+        ]
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=15) as client:
+
+        async def complete() -> bool:
+            for reader in readers:
+                if len(await published_to(client, reader)) < len(items):
+                    return False
+            return True
+
+        await wait_for(complete)
+        await asyncio.sleep(0.5)
+        for reader in readers:
+            assert sorted(await published_to(client, reader)) == sorted(items)
+
+
 async def test_a_worker_killed_mid_batch_leaves_its_entries_to_the_next(
     pg_url: str, private_redis: RedisServer, tmp_path: Path, started: list[Any]
 ) -> None:
@@ -143,6 +207,8 @@ async def test_a_worker_killed_mid_batch_leaves_its_entries_to_the_next(
     api = InkwellProcess(env, tmp_path / "api.log").start()
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     started += [api, worker]
+    author, readers = await follow_an_author(api.url)
+    items = await publish_items(api.url, author, 5)
     await sign_up_many(api.url, 40)
 
     async def some_applied() -> bool:
@@ -151,9 +217,10 @@ async def test_a_worker_killed_mid_batch_leaves_its_entries_to_the_next(
     await wait_for(some_applied)
     worker.signal(signal.SIGKILL)
     worker.wait(10)
-    assert len(await effects(pg_url)) < 80, "the worker finished before it was killed"
+    assert len(await effects(pg_url)) < 86, "the worker finished before it was killed"
     started.append(WorkerProcess(env, tmp_path / "worker2.log").start())
-    await assert_exactly_once(pg_url, 40)
+    await assert_exactly_once(pg_url, 43)  # 40 signups + the author and their 2 readers
+    await assert_notified_once(api.url, readers, items)
 
 
 async def test_an_api_process_killed_right_after_a_201_still_delivers_once(
@@ -167,12 +234,16 @@ async def test_an_api_process_killed_right_after_a_201_still_delivers_once(
     factory = "tests.resilience.event_apps:create_app"
     api = InkwellProcess(env, tmp_path / "api.log", factory=factory).start()
     started.append(api)
+    author, readers = await follow_an_author(api.url)
+    items = await publish_items(api.url, author, 2)
     await sign_up_many(api.url, 3)
-    api.signal(signal.SIGKILL)  # the handlers are still sleeping on the first event
+    api.signal(signal.SIGKILL)  # the handlers are still sleeping on an earlier event
     api.wait(10)
-    assert len(await effects(url)) < 6
-    started.append(InkwellProcess(env, tmp_path / "api2.log", factory=factory).start())
-    await assert_exactly_once(url, 3)
+    assert len(await effects(url)) < 12
+    restarted = InkwellProcess(env, tmp_path / "api2.log", factory=factory).start()
+    started.append(restarted)
+    await assert_exactly_once(url, 6)
+    await assert_notified_once(restarted.url, readers, items)
 
 
 async def test_two_workers_apply_every_event_once(
@@ -183,8 +254,11 @@ async def test_two_workers_apply_every_event_once(
     first = WorkerProcess(env, tmp_path / "w1.log").start()
     second = WorkerProcess(env, tmp_path / "w2.log").start()
     started += [api, first, second]
+    author, readers = await follow_an_author(api.url)
+    items = await publish_items(api.url, author, 10)
     await sign_up_many(api.url, 40)
-    await assert_exactly_once(pg_url, 40)
+    await assert_exactly_once(pg_url, 43)
+    await assert_notified_once(api.url, readers, items)
 
 
 async def test_commands_answer_while_redis_is_down_and_the_relay_resumes(
@@ -194,16 +268,19 @@ async def test_commands_answer_while_redis_is_down_and_the_relay_resumes(
     api = InkwellProcess(env, tmp_path / "api.log").start()
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     started += [api, worker]
-    await sign_up_many(api.url, 5)
+    author, readers = await follow_an_author(api.url)
+    await sign_up_many(api.url, 2)
     await assert_exactly_once(pg_url, 5)
     await redis_proxy.cut()
     await sign_up_many(api.url, 10)  # every one 201: the outbox just grows
+    items = await publish_items(api.url, author, 3)
     waiting = await pg_execute(
         dsn(pg_url), "SELECT count(*) FROM outbox WHERE delivered_at IS NULL"
     )
-    assert waiting[0][0] == 10
+    assert waiting[0][0] == 10 + 3 * 2  # a publication is ContentCreated + ContentPublished
     await redis_proxy.restore()
     await assert_exactly_once(pg_url, 15)
+    await assert_notified_once(api.url, readers, items)
 
 
 async def test_a_poison_event_reaches_the_dead_letter_stream(

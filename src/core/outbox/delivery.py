@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from src.core.db.uow import SqlUnitOfWork, UnitOfWork, command_transaction
+from src.core.errors.types import is_dependency_failure
 from src.core.events import DomainEvent, EventHandlers, EventMeta
 from src.core.outbox.codec import EventCodec
 from src.core.tables import processed_events, utcnow
@@ -82,13 +83,21 @@ class NoObserver:
 
 @dataclasses.dataclass(frozen=True)
 class Applied:
-    """The result of one delivery: the handlers that failed, with their reasons."""
+    """The result of one delivery: the handlers that failed, with their reasons, and which of
+    them failed only because a dependency was unavailable (the database gone, a timeout)."""
 
     failures: dict[str, str]
+    unavailable: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def transient(self) -> bool:
+        """Every failure was a dependency's: the event is not at fault, and an outage must not
+        use up its attempts (it is retried until the dependency is back)."""
+        return bool(self.failures) and set(self.failures) <= self.unavailable
 
     @property
     def reason(self) -> str:
@@ -158,6 +167,7 @@ class EventApplier:
             }
         )
         failures: dict[str, str] = {}
+        unavailable: set[str] = set()
         for name, handler in self.handlers.for_event(type(event)):
             with tracer.start_as_current_span(
                 f"event {name}",
@@ -176,9 +186,11 @@ class EventApplier:
                 )
                 if not isinstance(outcome, str):
                     failures[name] = _describe(outcome)
+                    if is_dependency_failure(outcome):
+                        unavailable.add(name)
                     span.record_exception(outcome)
                     span.set_status(trace.StatusCode.ERROR, failures[name])
-        return Applied(failures)
+        return Applied(failures, frozenset(unavailable))
 
     async def _run(
         self,

@@ -6,8 +6,8 @@ deliver (or relay) every row: harmless, handlers deduplicate, but wasteful and o
 
 * PostgreSQL: `pg_try_advisory_lock` held on a dedicated connection. The lock lives as long as
   that session: a process that dies (SIGKILL included) loses it when PostgreSQL notices the
-  connection gone, and another takes over. Each pass checks the connection first, so a holder
-  whose connection broke stops and competes again.
+  connection gone, and another takes over. A holder checks its connection (at most once a
+  second), so one whose connection broke stops and competes again.
 * SQLite (one file, normally one process): no lock; with several processes, deduplication
   keeps the effects exact.
 * Redis lease (`RedisLease`, for the relay of SQLite + Redis): `SET key token NX PX ttl`,
@@ -17,6 +17,7 @@ deliver (or relay) every row: harmless, handlers deduplicate, but wasteful and o
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any, Protocol
 
 from loguru import logger
@@ -45,10 +46,14 @@ class NoLock:
 
 
 class AdvisoryLock:
+    # How often a holder checks that its lock connection is still alive.
+    CHECK_EVERY_SECONDS = 1.0
+
     def __init__(self, engine: AsyncEngine, key: int = OUTBOX_LOCK_KEY) -> None:
         self._engine = engine
         self._key = key
         self._connection: AsyncConnection | None = None
+        self._checked_at = 0.0
 
     async def hold(self) -> bool:
         with suppress_instrumentation():
@@ -56,20 +61,26 @@ class AdvisoryLock:
 
     async def _hold(self) -> bool:
         if self._connection is not None:
+            now = time.monotonic()
+            if now - self._checked_at < self.CHECK_EVERY_SECONDS:
+                return True
             try:
                 await self._connection.execute(text("SELECT 1"))
+                self._checked_at = now
                 return True
             except Exception:
                 logger.warning("the outbox lock's connection broke; competing for it again")
                 await self.release()
         connection = await self._engine.connect()
         try:
+            # Autocommit: the session holds the lock, never an open transaction (which would
+            # keep vacuum from cleaning the outbox for as long as the lock is held).
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
             got = (
                 await connection.execute(
                     text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
                 )
             ).scalar_one()
-            await connection.commit()
         except BaseException:
             await connection.close()
             raise
@@ -77,6 +88,7 @@ class AdvisoryLock:
             await connection.close()
             return False
         self._connection = connection
+        self._checked_at = time.monotonic()
         logger.info("this process now reads the outbox")
         return True
 
@@ -86,7 +98,6 @@ class AdvisoryLock:
             return
         try:
             await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
-            await connection.commit()
         except Exception:  # the session is gone, and the lock with it
             logger.opt(exception=True).debug("advisory unlock failed")
         finally:

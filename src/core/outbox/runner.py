@@ -6,7 +6,8 @@ rows in position order and applies each (src/core/outbox/delivery.py), then mark
 delivered; delivered rows are purged after a short retention.
 
 A row whose handler raised is tried again on a later pass, after a growing pause, up to
-`max_attempts` times; then it is dead-lettered: `dead_at` and its last error are recorded, it
+`max_attempts` times (a failure that is only the database's, unreachable or timed out, uses
+no attempt); then it is dead-lettered: `dead_at` and its last error are recorded, it
 is counted (`events_processed_total{outcome="dead_lettered"}`) and never tried again. While a
 row waits for its retry, later rows of the same aggregate wait behind it (their order is
 kept); rows of other aggregates go on.
@@ -113,6 +114,11 @@ class OutboxRunner:
         the handlers see as duplicates.
         """
         rows = await store.undelivered(self._engine, self._batch_size)
+        if rows:  # what is pending while this pass runs (a short batch is all there is)
+            backlog = len(rows)
+            if backlog >= self._batch_size:
+                backlog = await store.count_undelivered(self._engine)
+            self._applier.observer.pending(backlog)
         applied_count = 0
         delivered: list[int] = []
         now = utcnow()
@@ -136,6 +142,10 @@ class OutboxRunner:
                     if len(delivered) >= MARK_EVERY:
                         await store.mark_delivered(self._engine, delivered)
                         delivered = []
+                    continue
+                if applied.transient:  # the database went away: not the event's attempt
+                    if aggregate is not None:
+                        waiting.add(aggregate)
                     continue
                 attempts = row.attempts + 1
                 dead = attempts >= self._max_attempts

@@ -17,7 +17,10 @@ handler fails stays pending; entries idle longer than `claim_seconds` — a fail
 of a worker that died — are taken over with XAUTOCLAIM and tried again. An entry delivered
 `max_attempts` times whose handler still fails (or delivered more often than that: a worker
 crashing on it) goes to `<prefix>events:dead` with the reason, is acknowledged and counted
-`dead_lettered`. `stop()` stops reading, lets in-flight entries finish and acknowledges them.
+`dead_lettered`. A failure that is only the database's (unreachable, timed out) is not the
+event's: after a pause the entry is put back at the end of the stream with a fresh delivery
+count, so an outage never dead-letters events. `stop()` stops reading, lets in-flight
+entries finish and acknowledges them.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from src.core.outbox.locks import ReaderLock
 from src.core.tables import utcnow
 
 GROUP = "workers"
+# How long a worker waits before retrying an event whose handler met an unavailable database.
+REQUEUE_PAUSE_SECONDS = 1.0
 TRIM_EVERY_SECONDS = 10.0
 
 
@@ -101,6 +106,8 @@ class Relay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._running = False
         self._last_trim = 0.0
         self.relayed = 0
 
@@ -120,6 +127,13 @@ class Relay:
         return len(rows)
 
     async def run(self) -> None:
+        self._running = True
+        try:
+            await self._loop()
+        finally:
+            self._stopped.set()
+
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         failing = False
         while not self._stopping.is_set():
@@ -160,8 +174,12 @@ class Relay:
         if floor and floor != "0-0":
             await self._redis.xtrim(self._stream, minid=floor, approximate=True)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Let the pass under way finish (its rows marked), then give the lock up."""
         self._stopping.set()
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout)
         await self._lock.release()
 
 
@@ -200,6 +218,8 @@ class Consumer:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._group_ready = False
+        self._running = False
+        self._stopped = asyncio.Event()
         self.handled = 0
 
     async def ensure_group(self) -> None:
@@ -211,6 +231,13 @@ class Consumer:
         self._group_ready = True
 
     async def run(self) -> None:
+        self._running = True
+        try:
+            await self._loop()
+        finally:
+            self._stopped.set()
+
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         next_claim = 0.0
         failing = False
@@ -319,11 +346,29 @@ class Consumer:
             await self._with_retries(lambda: self._redis.xack(self._stream, GROUP, entry_id))
             self.handled += 1
             return
-        if deliveries is None:
-            deliveries = await self._deliveries(entry_id)
-        if deliveries >= self._max_attempts:
-            await self._dead_letter(entry_id, fields, applied.reason, envelope, applied)
-        # else: left pending; claimed again once idle for `claim_seconds`
+        try:
+            if applied.transient:
+                await self._requeue(entry_id, fields)
+                return
+            if deliveries is None:
+                deliveries = await self._deliveries(entry_id)
+            if deliveries >= self._max_attempts:
+                await self._dead_letter(entry_id, fields, applied.reason, envelope, applied)
+            # else: left pending; claimed again once idle for `claim_seconds`
+        except Exception as error:  # Redis went away too: the entry stays pending
+            logger.bind(entry_id=entry_id).warning(
+                "failed entry left pending: {}", type(error).__name__
+            )
+
+    async def _requeue(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        """A dependency was down (not the event's fault): after a pause, put a fresh copy at
+        the end of the stream and acknowledge this one, so an outage never counts towards
+        `max_attempts` (which counts deliveries)."""
+        await asyncio.sleep(REQUEUE_PAUSE_SECONDS)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self._stream, fields)  # type: ignore[arg-type]
+            pipe.xack(self._stream, GROUP, entry_id)
+            await pipe.execute()
 
     async def _dead_letter(
         self,
@@ -346,7 +391,8 @@ class Consumer:
                 pipe.xack(self._stream, GROUP, entry_id)
                 await pipe.execute()
 
-        await self._with_retries(move)
+        if not await self._with_retries(move):
+            return  # still pending: dead-lettered on a later claim
         if envelope is not None and applied is not None:
             self._applier.dead_lettered(
                 envelope, applied if applied.failures else Applied({"(worker)": reason})
@@ -354,28 +400,35 @@ class Consumer:
         else:
             logger.bind(entry_id=entry_id).error("stream entry dead-lettered: {}", reason)
 
-    async def _with_retries(self, call: Callable[[], Awaitable[Any]]) -> None:
+    async def _with_retries(self, call: Callable[[], Awaitable[Any]]) -> bool:
         """An acknowledgement after the commit: retried briefly; if Redis stays away the
         entry stays pending and its redelivery is a duplicate (a no-op)."""
         for attempt in range(3):
             try:
                 await call()
-                return
+                return True
             except Exception as error:
                 if attempt == 2:
                     logger.warning(
                         "acknowledgement failed, the entry will be redelivered: {}",
                         type(error).__name__,
                     )
-                    return
+                    return False
                 await asyncio.sleep(0.2 * (attempt + 1))
+        return False
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Stop reading; let the entries in flight finish (and be acknowledged)."""
+        """Stop reading (a read under way returns within a second); let the entries in
+        flight finish and be acknowledged."""
         self._stopping.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout)
         tasks = list(self._in_flight.values())
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+            await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 0.1))
 
     async def pending(self) -> int:
         """Entries of the group not yet acknowledged, and not yet handed out."""
