@@ -42,12 +42,13 @@ def test_locust_scenarios_run_without_failures(tmp_path: Path) -> None:
     assert summary["failures"] == 0, output
     assert result.returncode == 0, output
     kinds = set(summary["routes"])
-    # every scenario ran: readers, the newcomer journey and the keyed retries
+    # every scenario ran: readers, the newcomer journey, the keyed retries and the followers
     for route in (
         "GET /api/v1/content/{content_id}",
         "POST /api/v1/signup",
         "PATCH /api/v1/content/{content_id}",
         "POST /api/v1/content (retry)",
+        "GET /api/v1/content/feed",
     ):
         assert route in kinds, output
     assert summary["rss"]["samples"] > 0

@@ -113,6 +113,12 @@ async def test_operation_ids_read_as_what_the_operation_does(openapi: dict[str, 
     assert ids[("post", "/api/v1/content")] == "createContent"
     assert ids[("get", "/api/v1/content")] == "listContent"
     assert ids[("delete", "/api/v1/content/{content_id}")] == "deleteContent"
+    assert ids[("put", "/api/v1/users/{user_id}/follow")] == "followUser"
+    assert ids[("delete", "/api/v1/users/{user_id}/follow")] == "unfollowUser"
+    assert ids[("get", "/api/v1/content/feed")] == "getFeed"
+    assert ids[("get", "/api/v1/notifications")] == "listNotifications"
+    assert ids[("post", "/api/v1/notifications/{notification_id}/read")] == "markNotificationRead"
+    assert ids[("post", "/api/v1/notifications/read-all")] == "markAllNotificationsRead"
     assert ids[("get", "/health")] == "getHealth"
     assert not any("_" in operation_id for operation_id in ids.values())
 

@@ -47,6 +47,8 @@ def account_row(user_id: uuid.UUID, **overrides: Any) -> Any:
         "is_active": True,
         "created_at": NOW,
         "content_count": 3,
+        "follower_count": 0,
+        "following_count": 0,
     }
     values.update(overrides)
     return SimpleNamespace(_mapping=values)

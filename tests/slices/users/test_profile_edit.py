@@ -40,6 +40,8 @@ async def test_changes_the_fields_given_and_answers_the_private_profile(
         "is_active": True,
         "created_at": user["created_at"],
         "content_count": 0,
+        "follower_count": 0,
+        "following_count": 0,
     }
     me = await client.get(PATH, headers=user["headers"])
     assert me.json() == body

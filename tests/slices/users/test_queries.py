@@ -22,6 +22,8 @@ async def test_get_user_returns_public_profile_only(client: httpx.AsyncClient) -
         "country",
         "state",
         "content_count",
+        "follower_count",
+        "following_count",
         "created_at",
         "contents",
     }

@@ -75,6 +75,8 @@ async def test_an_admin_changes_a_role_and_gets_the_private_profile(
         "is_active": True,
         "created_at": user["created_at"],
         "content_count": 0,
+        "follower_count": 0,
+        "following_count": 0,
     }
     assert (await client.get("/api/v1/users/me", headers=user["headers"])).json() == body
 
