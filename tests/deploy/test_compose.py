@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +171,116 @@ def test_grafana_is_provisioned_from_the_repository(compose: Model) -> None:
 
 
 def test_compose_builds_the_repository_image(compose: Model) -> None:
-    for name in ("app", "migrate"):
+    for name in ("app", "migrate", "worker"):
         build = compose["services"][name]["build"]
         assert Path(build["context"]) == ROOT
         assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
+
+
+def _seconds(duration: str) -> float:
+    """A compose (Go) duration such as `1m0s` or `500ms`, in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts, duration
+    assert "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_worker_runs_the_app_image_after_migrations_and_healthy_dependencies(
+    compose: Model,
+) -> None:
+    worker, app = compose["services"]["worker"], compose["services"]["app"]
+    assert worker["command"] == ["worker"]
+    assert worker["image"] == app["image"]
+    assert worker["build"] == app["build"]
+    depends = worker["depends_on"]
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+    assert depends["postgres"]["condition"] == "service_healthy"
+    assert depends["redis"]["condition"] == "service_healthy"
+
+
+def test_worker_is_configured_like_the_app(compose: Model) -> None:
+    worker, app = compose["services"]["worker"], compose["services"]["app"]
+    env = worker["environment"]
+    for key in ("DATABASE_URL", "READ_DATABASE_URL", "REDIS_URL", "JWT_SECRET", "APP_ENV"):
+        assert env[key] == app["environment"][key], key
+    assert env["HOST"] == "0.0.0.0", "Prometheus scrapes it from another container"
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
+    assert not worker.get("env_file")
+    assert not worker.get("volumes")
+    unknown = [key for key in env if not is_known_variable(key)]
+    assert not unknown, f"variables the service does not read: {unknown}"
+
+
+def test_worker_environment_is_accepted_by_settings(
+    compose: Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in compose["services"]["worker"]["environment"].items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.redis_url, "the worker consumes a Redis Stream"
+
+
+def test_worker_runs_hardened_and_unpublished(compose: Model) -> None:
+    worker = compose["services"]["worker"]
+    assert worker["read_only"] is True
+    assert worker["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in worker["security_opt"]
+    assert "/tmp" in worker["tmpfs"]  # noqa: S108 - the tmpfs the compose file declares
+    # Nothing outside the compose network needs it (the host may run its own :9100 exporter).
+    assert not worker.get("ports")
+
+
+def test_worker_grace_period_outlasts_its_drain(compose: Model) -> None:
+    worker = compose["services"]["worker"]
+    env = worker["environment"]
+    claim = float(env.get("EVENT_CLAIM_SECONDS", 30))
+    drain = float(env.get("SHUTDOWN_DRAIN_SECONDS", 5))
+    assert _seconds(worker["stop_grace_period"]) > claim + drain
+
+
+class _HealthOnly(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def _run_healthcheck(test: list[str], env: dict[str, str]) -> int:
+    assert test[0] == "CMD", "an exec-form check, no shell in between"
+    python, *args = test[1:]
+    assert python == "python"
+    result = run(sys.executable, *args, env=env)
+    return result.returncode
+
+
+def test_worker_health_check_probes_worker_port(compose: Model) -> None:
+    """The image's HEALTHCHECK probes the API's PORT; the worker's own check must reach its
+    /health on WORKER_PORT. Run the check against a server that only answers there."""
+    test = compose["services"]["worker"]["healthcheck"]["test"]
+    server = HTTPServer(("127.0.0.1", 0), _HealthOnly)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = str(server.server_address[1])
+        env = {"PATH": os.environ.get("PATH", ""), "WORKER_PORT": port, "PORT": "1"}
+        assert _run_healthcheck(test, env) == 0
+        # ... and it fails when nothing answers there.
+        server.shutdown()
+        assert _run_healthcheck(test, env) != 0
+    finally:
+        server.server_close()
+
+
+def test_prometheus_scrapes_the_worker(compose: Model) -> None:
+    config = load_yaml(PROMETHEUS_CONFIG)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    worker = jobs["inkwell-worker"]
+    assert worker.get("metrics_path", "/metrics") == "/metrics"
+    targets = [t for sc in worker["static_configs"] for t in sc["targets"]]
+    port = compose["services"]["worker"]["environment"]["WORKER_PORT"]
+    assert targets == [f"worker:{port}"], "the event alerts select job=inkwell-worker"
+    labels = [sc.get("labels", {}) for sc in worker["static_configs"]]
+    assert all(label.get("namespace") == "inkwell" for label in labels)

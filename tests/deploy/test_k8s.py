@@ -70,8 +70,13 @@ def _validate(schema_name: str, manifest: Manifest) -> None:
     jsonschema.validate(manifest, schema, cls=jsonschema.Draft202012Validator)
 
 
-def test_service_monitor_matches_the_crd_schema() -> None:
-    _validate("servicemonitor.schema.json", resource("ServiceMonitor"))
+# Each ServiceMonitor and the Service it scrapes: the Service's name is the job label.
+MONITORED = {"inkwell": "inkwell", "inkwell-worker": "inkwell-worker"}
+
+
+@pytest.mark.parametrize("name", sorted(MONITORED))
+def test_service_monitor_matches_the_crd_schema(name: str) -> None:
+    _validate("servicemonitor.schema.json", resource("ServiceMonitor", name))
 
 
 def test_service_monitor_schema_rejects_a_misspelled_field() -> None:
@@ -81,8 +86,9 @@ def test_service_monitor_schema_rejects_a_misspelled_field() -> None:
         _validate("servicemonitor.schema.json", monitor)
 
 
-def test_service_monitor_scrapes_the_service_metrics_port() -> None:
-    monitor, service = resource("ServiceMonitor"), resource("Service")
+@pytest.mark.parametrize("name", sorted(MONITORED))
+def test_service_monitor_scrapes_the_service_metrics_port(name: str) -> None:
+    monitor, service = resource("ServiceMonitor", name), resource("Service", MONITORED[name])
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     assert service["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"]
@@ -92,7 +98,7 @@ def test_service_monitor_scrapes_the_service_metrics_port() -> None:
         assert endpoint["path"] == "/metrics"
     # No jobLabel: the job label is the Service's name, which the alert rules select.
     assert "jobLabel" not in monitor["spec"]
-    assert service["metadata"]["name"] == "inkwell"
+    assert service["metadata"]["name"] == name
 
 
 def test_prometheus_rule_matches_the_crd_schema() -> None:
@@ -115,13 +121,14 @@ def test_prometheus_rule_groups_pass_promtool(tmp_path: Path) -> None:
 def _pod_specs() -> dict[str, Manifest]:
     cron = resource("CronJob")
     return {
-        "Deployment": resource("Deployment")["spec"]["template"]["spec"],
+        "Deployment": resource("Deployment", "inkwell")["spec"]["template"]["spec"],
+        "Worker": resource("Deployment", "inkwell-worker")["spec"]["template"]["spec"],
         "Job": resource("Job")["spec"]["template"]["spec"],
         "CronJob": cron["spec"]["jobTemplate"]["spec"]["template"]["spec"],
     }
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "Job", "CronJob"])
+@pytest.mark.parametrize("kind", ["Deployment", "Worker", "Job", "CronJob"])
 def test_pods_run_hardened(kind: str) -> None:
     pod = _pod_specs()[kind]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -146,17 +153,33 @@ def test_jobs_run_the_cli_commands() -> None:
     assert pods["Job"]["containers"][0]["args"] == ["migrate"]
     assert pods["CronJob"]["containers"][0]["args"] == ["purge-idempotency"]
     assert pods["Deployment"]["containers"][0]["args"] == ["serve"]
+    assert pods["Worker"]["containers"][0]["args"] == ["worker"]
     assert resource("CronJob")["spec"]["concurrencyPolicy"] == "Forbid"
     images = {pod["containers"][0]["image"] for pod in pods.values()}
-    assert len(images) == 1, "one image for the service, its migrations and its maintenance"
+    assert len(images) == 1, "one image for the service, its worker, migrations and maintenance"
 
 
-def _container() -> Manifest:
-    return dict(resource("Deployment")["spec"]["template"]["spec"]["containers"][0])
+def test_the_worker_is_configured_like_the_api() -> None:
+    pods = _pod_specs()
+    api, worker = pods["Deployment"]["containers"][0], pods["Worker"]["containers"][0]
+    assert worker["envFrom"] == api["envFrom"]
+    secret_refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in worker["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert {"DATABASE_URL", "REDIS_URL", "JWT_SECRET"} <= secret_refs.keys()
+    # The consumer group lives in Redis: without REDIS_URL there is nothing to consume.
+    assert secret_refs["REDIS_URL"].get("optional") is not True
 
 
-def test_probes_follow_kubernetes_guidance() -> None:
-    container = _container()
+def _container(name: str = "inkwell") -> Manifest:
+    return dict(resource("Deployment", name)["spec"]["template"]["spec"]["containers"][0])
+
+
+@pytest.mark.parametrize("deployment", ["inkwell", "inkwell-worker"])
+def test_probes_follow_kubernetes_guidance(deployment: str) -> None:
+    container = _container(deployment)
     port = container["ports"][0]["name"]
     liveness, readiness = container["livenessProbe"], container["readinessProbe"]
     startup = container["startupProbe"]
@@ -188,8 +211,40 @@ def _uvicorn_graceful_timeout() -> float:
     raise AssertionError("inkwell serve no longer sets timeout_graceful_shutdown")
 
 
+def test_the_worker_probes_and_metrics_are_on_worker_port() -> None:
+    container = _container("inkwell-worker")
+    config = resource("ConfigMap")["data"]
+    (port,) = container["ports"]
+    assert port["name"] == "metrics"
+    assert port["containerPort"] == int(config["WORKER_PORT"])
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "metrics", probe
+    # It listens on every interface, or the kubelet and Prometheus could not reach it.
+    assert config["HOST"] == "0.0.0.0"
+    service = resource("Service", "inkwell-worker")
+    assert service["spec"]["clusterIP"] == "None", "headless: for scraping, not for traffic"
+    # A worker whose dependencies are down is unready but still has figures to scrape.
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["targetPort"] == "metrics"
+    assert service_port["port"] == port["containerPort"]
+
+
+def test_worker_grace_period_outlasts_its_drain() -> None:
+    """SIGTERM: the worker stops reading, finishes and acknowledges its in-flight events. An
+    event still unacknowledged after EVENT_CLAIM_SECONDS is claimed by another worker anyway,
+    so that is the longest the drain can be worth waiting for; SIGKILL must come later."""
+    pod = resource("Deployment", "inkwell-worker")["spec"]["template"]["spec"]
+    config = resource("ConfigMap")["data"]
+    claim = float(config["EVENT_CLAIM_SECONDS"])
+    drain = float(config.get("SHUTDOWN_DRAIN_SECONDS", 5))
+    assert pod["terminationGracePeriodSeconds"] > drain + claim
+    # No Service traffic to wait out: a preStop sleep would only delay the drain.
+    assert "lifecycle" not in pod["containers"][0]
+
+
 def test_grace_period_outlasts_pre_stop_drain_and_in_flight_requests() -> None:
-    pod = resource("Deployment")["spec"]["template"]["spec"]
+    pod = resource("Deployment", "inkwell")["spec"]["template"]["spec"]
     config = resource("ConfigMap")["data"]
     pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
     drain = float(config.get("SHUTDOWN_DRAIN_SECONDS", 5))
@@ -198,16 +253,30 @@ def test_grace_period_outlasts_pre_stop_drain_and_in_flight_requests() -> None:
     assert pod["terminationGracePeriodSeconds"] > needed
 
 
+def _env_values(deployment: str) -> dict[str, str]:
+    """What the container's process sees: the ConfigMap, overridden by its own `env`."""
+    env = dict(resource("ConfigMap")["data"])
+    env.update({e["name"]: e["value"] for e in _container(deployment)["env"] if "value" in e})
+    return env
+
+
 def test_multiple_workers_get_a_multiprocess_metrics_dir_on_an_empty_dir() -> None:
-    config = resource("ConfigMap")["data"]
-    pod = resource("Deployment")["spec"]["template"]["spec"]
-    if int(config.get("WEB_CONCURRENCY", 1)) <= 1:
-        return
+    config = _env_values("inkwell")
+    pod = resource("Deployment", "inkwell")["spec"]["template"]["spec"]
+    assert int(config.get("WEB_CONCURRENCY", 1)) > 1, "as shipped: two uvicorn workers a pod"
     directory = config["PROMETHEUS_MULTIPROC_DIR"]
     mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
     assert directory in mounts, "PROMETHEUS_MULTIPROC_DIR must be a mounted volume"
     volume = next(v for v in pod["volumes"] if v["name"] == mounts[directory])
     assert "emptyDir" in volume
+
+
+def test_the_worker_is_one_process_without_a_multiprocess_metrics_dir() -> None:
+    """prometheus-client switches to file-backed values whenever PROMETHEUS_MULTIPROC_DIR is in
+    the environment, so the API's setting must not reach the worker through the ConfigMap."""
+    env = _env_values("inkwell-worker")
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
+    assert "WEB_CONCURRENCY" not in env
 
 
 def test_read_side_is_wired_to_its_own_url() -> None:
@@ -269,11 +338,11 @@ def test_example_jwt_secret_is_refused_in_production() -> None:
 
 
 def test_service_pdb_and_spread_select_exactly_the_api_pods() -> None:
-    deployment = resource("Deployment")
+    deployment = resource("Deployment", "inkwell")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     selectors = [
-        resource("Service")["spec"]["selector"],
-        resource("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        resource("Service", "inkwell")["spec"]["selector"],
+        resource("PodDisruptionBudget", "inkwell")["spec"]["selector"]["matchLabels"],
         deployment["spec"]["selector"]["matchLabels"],
         *[
             c["labelSelector"]["matchLabels"]
@@ -282,18 +351,52 @@ def test_service_pdb_and_spread_select_exactly_the_api_pods() -> None:
     ]
     job_labels = resource("Job")["spec"]["template"]["metadata"]["labels"]
     cron = resource("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    worker = resource("Deployment", "inkwell-worker")["spec"]["template"]["metadata"]["labels"]
     for selector in selectors:
         assert selector.items() <= pod_labels.items()
         assert not selector.items() <= job_labels.items(), "migration pods must not get traffic"
         assert not selector.items() <= cron.items()
+        assert not selector.items() <= worker.items(), "workers serve no API traffic"
     keys = {c["topologyKey"] for c in deployment["spec"]["template"]["spec"][
         "topologySpreadConstraints"]}  # fmt: skip
     assert {"kubernetes.io/hostname", "topology.kubernetes.io/zone"} <= keys
 
 
+def test_worker_service_pdb_and_spread_select_exactly_the_worker_pods() -> None:
+    deployment = resource("Deployment", "inkwell-worker")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selectors = [
+        resource("Service", "inkwell-worker")["spec"]["selector"],
+        resource("PodDisruptionBudget", "inkwell-worker")["spec"]["selector"]["matchLabels"],
+        resource("ServiceMonitor", "inkwell-worker")["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"],
+        *[
+            c["labelSelector"]["matchLabels"]
+            for c in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        ],
+    ]
+    api = resource("Deployment", "inkwell")["spec"]["template"]["metadata"]["labels"]
+    job_labels = resource("Job")["spec"]["template"]["metadata"]["labels"]
+    for selector in selectors:
+        assert selector.items() <= pod_labels.items()
+        assert not selector.items() <= api.items(), "the worker's PDB must not count API pods"
+        assert not selector.items() <= job_labels.items()
+
+
+def test_worker_rollout_and_disruptions_keep_a_consumer_running() -> None:
+    deployment = resource("Deployment", "inkwell-worker")
+    pdb = resource("PodDisruptionBudget", "inkwell-worker")
+    replicas = deployment["spec"]["replicas"]
+    assert replicas >= 2, "one worker dying leaves its events to another"
+    assert pdb["spec"]["maxUnavailable"] < replicas
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    target = resource("HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"]
+    assert target != "inkwell-worker", "replicas is set here, so no HPA may own it"
+
+
 def test_autoscaler_and_rollout_keep_capacity() -> None:
-    deployment, hpa = resource("Deployment"), resource("HorizontalPodAutoscaler")
-    pdb = resource("PodDisruptionBudget")
+    deployment, hpa = resource("Deployment", "inkwell"), resource("HorizontalPodAutoscaler")
+    pdb = resource("PodDisruptionBudget", "inkwell")
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
     target = hpa["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
@@ -307,7 +410,9 @@ def test_the_ai_api_key_comes_from_the_secret_never_the_config_map() -> None:
     assert "AI_API_KEY" in resource("Secret")["stringData"]
     env = {
         e["name"]: e
-        for e in resource("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+        for e in resource("Deployment", "inkwell")["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
     }
     ref = env["AI_API_KEY"]["valueFrom"]["secretKeyRef"]
     assert ref["name"] == resource("Secret")["metadata"]["name"]

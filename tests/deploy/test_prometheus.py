@@ -63,18 +63,39 @@ def test_alerts_carry_severity_and_a_summary() -> None:
                 assert rule["annotations"]["description"], rule["alert"]
 
 
+API_JOB, WORKER_JOB = 'job="inkwell"', 'job="inkwell-worker"'
+# The job matchers a selector of each family of series may carry: the API's own series come
+# from job inkwell, the event worker's from job inkwell-worker, `up` from either.
+JOB_OF_SERIES = {
+    r"http_server_\w+|idempotency_\w+|cache_\w+|rate_limit\w+|ai_\w+": {API_JOB},
+    r"outbox_\w+|events?_\w+": {WORKER_JOB},
+    r"up": {API_JOB, WORKER_JOB, 'job=~"inkwell|inkwell-worker"'},
+}
+
+
 def test_alerts_only_select_this_service() -> None:
-    """http_server_request_duration_seconds is a semantic-convention name other services
-    export too: every selector of the service's own series must be scoped to job="inkwell"."""
-    selector = re.compile(
-        r"(?<![\w:])(http_server_\w+|idempotency_\w+|cache_\w+|rate_limit\w+|up)(?![\w:(])(\{[^}]*\})?"
-    )
-    for group in load_yaml(ALERTS)["groups"]:
-        for rule in group["rules"]:
-            name = rule.get("alert") or rule.get("record")
-            for match in selector.finditer(rule["expr"]):
-                matchers = match.group(2) or ""
-                assert 'job="inkwell"' in matchers, f"{name}: {match.group(0)}"
+    """http_server_request_duration_seconds is a semantic-convention name that other services
+    export too: every selector of the service's own series must be scoped to its job, the
+    API's (inkwell) or the event worker's (inkwell-worker)."""
+    for names, jobs in JOB_OF_SERIES.items():
+        selector = re.compile(rf"(?<![\w:])({names})(?![\w:(])(\{{[^}}]*\}})?")
+        for group in load_yaml(ALERTS)["groups"]:
+            for rule in group["rules"]:
+                name = rule.get("alert") or rule.get("record")
+                for match in selector.finditer(rule["expr"]):
+                    matchers = match.group(2) or ""
+                    found = set(re.findall(r'job=~?"[^"]*"', matchers))
+                    assert found, f"{name}: {match.group(0)} selects no job"
+                    assert found <= jobs, f"{name}: {match.group(0)}"
+
+
+def test_event_alerts_select_the_job_compose_and_kubernetes_scrape() -> None:
+    """The worker's job label is the compose scrape job's name and the Kubernetes Service's
+    (through its ServiceMonitor): an alert on another job would never fire."""
+    jobs = {job["job_name"] for job in load_yaml(PROMETHEUS_CONFIG)["scrape_configs"]}
+    service = load_yaml(ROOT / "deploy" / "k8s" / "worker-service.yaml")
+    assert {"inkwell", "inkwell-worker"} <= jobs
+    assert service["metadata"]["name"] == "inkwell-worker"
 
 
 RUNBOOK_BASE = "https://git.example.com/inkwell/-/blob/main/"
@@ -95,9 +116,18 @@ def test_alerts_on_the_optional_dependencies_link_an_existing_runbook() -> None:
         for rule in group["rules"]
         if "alert" in rule
     }
-    assert {"InkwellRateLimiterFailingOpen", "InkwellCacheErrors"} <= set(rules)
+    needed = {
+        "InkwellRateLimiterFailingOpen",
+        "InkwellCacheErrors",
+        # The event worker's: nothing about it shows through the API.
+        "InkwellEventWorkerDown",
+        "InkwellOutboxPendingGrowing",
+        "InkwellEventDeliveryLagHigh",
+        "InkwellEventDeadLettered",
+    }
+    assert needed <= set(rules)
     linked = {name: rule for name, rule in rules.items() if "runbook_url" in rule["annotations"]}
-    assert {"InkwellRateLimiterFailingOpen", "InkwellCacheErrors"} <= set(linked)
+    assert needed <= set(linked)
     for name, rule in linked.items():
         url = rule["annotations"]["runbook_url"]
         assert url.startswith(RUNBOOK_BASE), url
