@@ -132,7 +132,8 @@ async def test_hot_answers_are_rate_limited_like_any_other(
     make_client: Callable[..., Any],
 ) -> None:
     async with make_client(rate_limit_enabled=True, rate_limit_default="2/hour") as client:
-        item, _ = await _cached_item(client)  # the anonymous reader has spent 1 of 2 (the author counts apart)
+        # the anonymous reader has spent 1 of 2 (the author is counted apart)
+        item, _ = await _cached_item(client)
         hit = await client.get(f"/api/v1/content/{item['id']}")
         assert hit.headers["cache-status"] == "inkwell; hit"
         assert hit.headers["ratelimit-policy"] == '"default";q=2;w=3600'
