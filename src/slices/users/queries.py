@@ -77,6 +77,7 @@ _GET_PROFILE = (
 # SQLAlchemy's per-statement work was most of this read's CPU.
 _PROFILE_SQL = (
     "SELECT {user_id}, u.name, u.display_name, u.country, u.state, u.content_count,"
+    " u.follower_count, u.following_count,"
     " {user_created}, {content_id}, n.slug, n.title, {content_created}"
     " FROM users_read AS u LEFT JOIN ("
     "SELECT c.id, c.slug, c.title, c.created_at FROM contents_read AS c"
@@ -149,11 +150,13 @@ def profile_json(rows: ProfileRows) -> bytes:
         "country": head[3],
         "state": head[4],
         "content_count": head[5],
-        "created_at": head[6],
+        "follower_count": head[6],
+        "following_count": head[7],
+        "created_at": head[8],
         "contents": [
-            {"id": row[7], "slug": row[8], "title": row[9], "created_at": row[10]}
+            {"id": row[9], "slug": row[10], "title": row[11], "created_at": row[12]}
             for row in rows
-            if row[7] is not None
+            if row[9] is not None
         ],
     }
     # `default=str`: asyncpg's UUID type writes as the standard form.
