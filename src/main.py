@@ -32,7 +32,7 @@ from src.docs_ui import install_docs
 from src.middleware.boundary import CommandBoundary
 from src.middleware.edge import Edge
 from src.middleware.idempotency.store import IdempotencyStore
-from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
+from src.middleware.rate_limit import RateLimitMiddleware, build_counter, build_limiter
 from src.observability.ai import InstrumentedProvider, MetricsObserver
 from src.observability.logging import configure_logging
 from src.observability.metrics import Metrics
@@ -185,6 +185,8 @@ def create_app(
             tracing.instrument_redis(redis)
         cache = build_cache(settings, redis, metrics)
         subscriber = start_invalidation_subscriber(settings, redis, cache)
+        rate_counter = build_counter(settings, redis, metrics)
+        rate_counter.start()
         cursors = CursorCodec(settings.jwt_secret)
         resources = Resources(
             settings=settings,
@@ -208,6 +210,7 @@ def create_app(
             resources=resources,
             metrics=metrics,
             rate_limiter=build_limiter(settings),
+            rate_counter=rate_counter,
             idempotency=IdempotencyStore(
                 database.write_engine,
                 settings.idempotency_ttl_seconds,
@@ -221,6 +224,7 @@ def create_app(
             yield
         finally:
             await resources.ai_gateway.provider.aclose()
+            await rate_counter.close()
             if subscriber is not None:
                 await subscriber.close()
             await resources.cache.close()

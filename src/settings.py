@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     rate_limit_default: str = "600/minute"
     rate_limit_auth: str = "10/minute"
     rate_limit_enabled: bool = True
+    # How often each process pushes its counts to Redis and reads the global ones back: the
+    # overshoot across replicas grows with it (docs/api.md).
+    rate_limit_sync_seconds: float = Field(default=0.1, gt=0)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     ready_max_memory_percent: float = Field(default=95.0, gt=0, le=100)
