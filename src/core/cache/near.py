@@ -162,20 +162,23 @@ class InvalidationSubscriber:
         self._retry_after = retry_after
         self._task: asyncio.Task[None] | None = None
         self._logged_down = False
+        self._closed = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
+        self._closed = True
         self._tier.down()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # redis-py may turn the cancellation of a read into an error of its own: the flag
+            # ends the loop then, and the wait is bounded either way.
+            await asyncio.wait([self._task], timeout=2.0)
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 await self._listen()
             except (RedisError, OSError, TimeoutError) as error:
@@ -193,15 +196,20 @@ class InvalidationSubscriber:
         try:
             await pubsub.subscribe(self._channel)
             heard = time.monotonic()
+            suspect = False
             while True:
                 message = await pubsub.get_message(timeout=_PING_EVERY)
                 now = time.monotonic()
                 if message is None:
                     if now - heard > _SILENCE_LIMIT:
-                        raise TimeoutError("no answer on the invalidation channel")
+                        if suspect:
+                            raise TimeoutError("no answer on the invalidation channel")
+                        # The event loop may have been busy rather than the link silent:
+                        # one more PING and wait before giving up.
+                        suspect = True
                     await pubsub.ping()
                     continue
-                heard = now
+                heard, suspect = now, False
                 kind = message.get("type")
                 if kind == "subscribe":
                     self._tier.up()
