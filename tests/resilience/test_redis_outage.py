@@ -107,13 +107,17 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
 
         await redis_proxy.restore()
 
-        async def cache_in_use() -> bool:
-            return _cache_status(await client.get(url)) != "inkwell; fwd=bypass"
+        seen: list[str] = []
 
-        await _eventually(cache_in_use, what="the cache back in use")
-        fresh = await client.get(url)
-        assert fresh.json()["title"] == "Changed during the outage"  # never the pre-outage copy
-        assert _cache_status(fresh) == "inkwell; hit"
+        async def cached_again() -> bool:
+            # A held invalidation may be delivered twice (by the request and by the background
+            # retrier): a second DEL after the refill costs one more miss, never a stale read.
+            response = await client.get(url)
+            seen.append(response.json()["title"])
+            return _cache_status(response) == "inkwell; hit"
+
+        await _eventually(cached_again, what="the cache back in use")
+        assert set(seen) == {"Changed during the outage"}  # never the pre-outage copy
         titles = [c["title"] for c in (await client.get("/api/v1/content")).json()["items"]]
         assert "Written during the outage" in titles
 
