@@ -20,6 +20,7 @@ from src.core.ai.offline import OfflineProvider
 from src.core.ai.openai_compatible import OpenAICompatibleProvider
 from src.core.ai.port import AIProvider
 from src.core.cache.backends import MemoryBackend, RedisBackend
+from src.core.cache.near import InvalidationSubscriber, LocalTier, channel_name
 from src.core.cache.policy import Cache
 from src.core.cache.port import CacheBackend
 from src.core.db.engines import Database, create_engine
@@ -38,7 +39,7 @@ from src.middleware.boundary import CommandBoundary
 from src.middleware.edge import Edge
 from src.middleware.hot_reads import HotRead, HotReads
 from src.middleware.idempotency.store import IdempotencyStore
-from src.middleware.rate_limit import RateLimitMiddleware, build_limiter
+from src.middleware.rate_limit import RateLimitMiddleware, build_counter, build_limiter
 from src.observability.ai import InstrumentedProvider, MetricsObserver
 from src.observability.logging import configure_logging, stop_log_writer
 from src.observability.metrics import EventMetrics, Metrics
@@ -112,8 +113,16 @@ def build_redis(settings: Settings) -> Redis | None:
 
 def build_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> Cache:
     backend: CacheBackend
+    local: LocalTier | None = None
     if redis is not None:
-        backend = RedisBackend(redis, settings.redis_key_prefix)
+        channel = channel_name(settings.redis_key_prefix)
+        backend = RedisBackend(redis, settings.redis_key_prefix, channel)
+        if settings.cache_local_ttl_seconds > 0:
+            local = LocalTier(
+                settings.cache_local_max_entries,
+                settings.cache_local_max_bytes,
+                settings.cache_local_ttl_seconds,
+            )
     else:
         backend = MemoryBackend(
             settings.content_cache_max_entries, settings.content_cache_max_bytes
@@ -127,7 +136,19 @@ def build_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> Ca
         reinvalidate_after=settings.cache_reinvalidate_seconds
         if settings.reads_from_replica
         else 0.0,
+        local=local,
     )
+
+
+def start_invalidation_subscriber(
+    settings: Settings, redis: Redis | None, cache: Cache
+) -> InvalidationSubscriber | None:
+    """The task that keeps the cache's local tier coherent (none without one)."""
+    if redis is None or cache.local is None:
+        return None
+    subscriber = InvalidationSubscriber(redis, channel_name(settings.redis_key_prefix), cache.local)
+    subscriber.start()
+    return subscriber
 
 
 # How long an admitted AI call keeps its user's lease past the provider's deadline (the
@@ -192,6 +213,9 @@ def create_app(
         if redis is not None:
             tracing.instrument_redis(redis)
         cache = build_cache(settings, redis, metrics)
+        subscriber = start_invalidation_subscriber(settings, redis, cache)
+        rate_counter = build_counter(settings, redis, metrics)
+        rate_counter.start()
         cursors = CursorCodec(settings.jwt_secret)
         recorder = build_recorder()
         resources = Resources(
@@ -217,6 +241,7 @@ def create_app(
             resources=resources,
             metrics=metrics,
             rate_limiter=build_limiter(settings),
+            rate_counter=rate_counter,
             idempotency=IdempotencyStore(
                 database.write_engine,
                 settings.idempotency_ttl_seconds,
@@ -250,6 +275,9 @@ def create_app(
             if outbox_engine is not None:
                 await outbox_engine.dispose()
             await resources.ai_gateway.provider.aclose()
+            await rate_counter.close()
+            if subscriber is not None:
+                await subscriber.close()
             await resources.cache.close()
             hasher.close()
             if redis is not None:

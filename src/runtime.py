@@ -15,6 +15,7 @@ from starlette.types import Scope
 
 from src.core.resources import Resources
 from src.middleware.idempotency.store import IdempotencyStore
+from src.middleware.rate_counter import RateCounter
 from src.observability.metrics import Metrics
 from src.probes.lifecycle import Lifecycle
 
@@ -23,7 +24,8 @@ from src.probes.lifecycle import Lifecycle
 class Runtime:
     resources: Resources
     metrics: Metrics
-    rate_limiter: RateLimiter
+    rate_limiter: RateLimiter | None  # the auth policy's exact check, with Redis
+    rate_counter: RateCounter
     idempotency: IdempotencyStore
     lifecycle: Lifecycle
 

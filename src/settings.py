@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # values and a per-entry estimate. Redis is bounded by its own `maxmemory`.
     content_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     cache_reinvalidate_seconds: float = Field(default=5.0, ge=0)
+    # With Redis, each process keeps a local copy of what it read (src/core/cache/near.py),
+    # for at most this long (0: no local tier), bounded like the embedded cache.
+    cache_local_ttl_seconds: float = Field(default=10.0, ge=0)
+    cache_local_max_entries: int = Field(default=10_000, ge=1)
+    cache_local_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
 
     idempotency_ttl_seconds: int = Field(default=86400, gt=0)
     idempotency_lock_seconds: int = Field(default=60, gt=0)
@@ -61,6 +66,9 @@ class Settings(BaseSettings):
     rate_limit_default: str = "600/minute"
     rate_limit_auth: str = "10/minute"
     rate_limit_enabled: bool = True
+    # How often each process pushes its counts to Redis and reads the global ones back: the
+    # overshoot across replicas grows with it (docs/api.md).
+    rate_limit_sync_seconds: float = Field(default=0.1, gt=0)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     ready_max_memory_percent: float = Field(default=95.0, gt=0, le=100)

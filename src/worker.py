@@ -43,7 +43,7 @@ from src.main import (
     build_redis,
 )
 from src.middleware.idempotency.store import IdempotencyStore
-from src.middleware.rate_limit import build_limiter
+from src.middleware.rate_limit import build_counter
 from src.observability.logging import configure_logging
 from src.observability.metrics import EventMetrics, Metrics
 from src.observability.tracing import configure_tracing
@@ -130,7 +130,10 @@ class Worker:
         app.state.runtime = Runtime(
             resources=resources,
             metrics=metrics,
-            rate_limiter=build_limiter(settings),
+            # The worker's port serves only probes and metrics, which are never limited: an
+            # idle in-process counter and no Redis limiter.
+            rate_limiter=None,
+            rate_counter=build_counter(settings, None, metrics),
             idempotency=IdempotencyStore(
                 database.write_engine,
                 settings.idempotency_ttl_seconds,

@@ -1,4 +1,4 @@
-"""Rate limiting (pure ASGI) with the `limits` library.
+"""Rate limiting (pure ASGI): counted in process, shared through Redis in the background.
 
 * Every request is limited per client by `RATE_LIMIT_DEFAULT` — the API's routes and any other
   path alike (a 404 or 405 costs as much as an answer) — and signup, login, token and refresh
@@ -8,14 +8,20 @@
   auth routes the client is always the address: a token is something the caller chooses to
   send, and keying by it would give whoever holds a few accounts a fresh budget of password
   guesses with each one.
-* Sliding-window counters, stored in Redis when `REDIS_URL` is set (shared by replicas), in
-  process memory otherwise.
+* Sliding-window counters. The default policy is counted in process and synchronised with
+  Redis every `RATE_LIMIT_SYNC_SECONDS` (`rate_counter.py`): no Redis round trip on the
+  request path, at the price of a bounded overshoot across replicas (docs/api.md). The auth
+  policy (signup, login, token, refresh, password changes) keeps an exact check in Redis per
+  request with the `limits` library: its limit is small (10/minute), what it guards is password
+  guessing, and those routes cost a bcrypt hash anyway. Without `REDIS_URL` both are counted
+  in process, exactly.
 * Every limited response carries `RateLimit-Policy` and `RateLimit` (IETF
   draft-ietf-httpapi-ratelimit-headers); a refusal is a 429 `rate_limited` problem with
   `Retry-After`, counted in `rate_limited_requests_total{http_route}`.
-* If the storage is unreachable the limiter fails open: the request is served, the failure is
-  counted (`rate_limiter_errors_total`) and logged at most once per interval, and the storage
-  is not tried again for a second, so an outage adds no latency.
+* If Redis is unreachable nothing fails: the default policy goes on counting in process (each
+  replica limits on its own), the auth policy's exact check fails open (served, without
+  headers) and is not tried again for a second; failures are counted
+  (`rate_limiter_errors_total`) and logged at most once a minute. An outage adds no latency.
 """
 
 from __future__ import annotations
@@ -27,14 +33,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import RateLimiter, SlidingWindowCounterRateLimiter
 from loguru import logger
+from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.core.errors.problems import send_problem
 from src.core.identity import caller_from_scope
 from src.core.security import TokenService
+from src.middleware.rate_counter import RateCounter
 from src.middleware.routes import route_template
 from src.observability.metrics import Metrics
 from src.runtime import runtime_of
@@ -67,7 +75,7 @@ class Policy:
         return f'"{self.name}";q={self.item.amount};w={window}'.encode()
 
 
-def build_storage(settings: Settings) -> Storage:
+def build_storage(settings: Settings) -> Storage | None:
     if settings.redis_url:
         return RedisStorage(
             settings.redis_url,
@@ -77,11 +85,23 @@ def build_storage(settings: Settings) -> Storage:
             socket_timeout=settings.redis_timeout_seconds,
             socket_connect_timeout=settings.redis_timeout_seconds,
         )
-    return MemoryStorage()
+    return None
 
 
-def build_limiter(settings: Settings) -> RateLimiter:
-    return SlidingWindowCounterRateLimiter(build_storage(settings))
+def build_limiter(settings: Settings) -> RateLimiter | None:
+    """The exact, per-request check of the auth policy: with Redis only (without it the
+    in-process counter is exact already)."""
+    storage = build_storage(settings)
+    return SlidingWindowCounterRateLimiter(storage) if storage is not None else None
+
+
+def build_counter(settings: Settings, redis: Redis | None, metrics: Metrics) -> RateCounter:
+    return RateCounter(
+        redis,
+        settings.redis_key_prefix,
+        settings.rate_limit_sync_seconds,
+        on_error=metrics.rate_limiter_errors.inc,
+    )
 
 
 def never_limited(scope: Scope) -> bool:
@@ -121,7 +141,16 @@ class RateLimitMiddleware:
             if auth
             else self._client(scope, runtime.resources.tokens)
         )
-        remaining, reset = await self._hit(runtime.rate_limiter, policy, client, runtime.metrics)
+        remaining: int | None
+        if policy is self.auth and runtime.rate_limiter is not None:
+            remaining, reset = await self._hit(
+                runtime.rate_limiter, policy, client, runtime.metrics
+            )
+        else:
+            item = policy.item
+            remaining, reset = runtime.rate_counter.hit(
+                policy.name, item.amount, item.get_expiry(), client
+            )
         if remaining is None:  # storage down: fail open, without headers we cannot vouch for
             await self.app(scope, receive, send)
             return

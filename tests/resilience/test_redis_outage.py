@@ -1,10 +1,11 @@
 """Redis goes away and comes back while Inkwell runs (a real Redis behind a TCP proxy).
 
 While it is gone the service degrades instead of failing: reads come from the database,
-writes succeed, rate limiting fails open, `/ready` stays 200 but says "degraded" naming redis
-(the pod stays in the Service) and `/health` stays 200. When it returns everything recovers
-without a restart, and no cache entry written before the outage is served after a write made
-during it — Redis keeps its data across the cut, so a missed invalidation would show.
+writes succeed, rate limiting goes on counting in process, `/ready` stays 200 but says
+"degraded" naming redis (the pod stays in the Service) and `/health` stays 200. When it returns
+everything recovers without a restart, and no cache entry written before the outage is served
+after a write made during it — Redis keeps its data across the cut, so a missed invalidation
+would show.
 """
 
 from __future__ import annotations
@@ -70,11 +71,15 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
 
         await redis_proxy.cut()
 
-        # reads come from the database, the cache is bypassed
-        read = await client.get(url)
-        assert read.status_code == 200, read.text
-        assert read.json()["title"] == "Before the outage"
-        assert _cache_status(read) == "inkwell; fwd=bypass"
+        # reads come from the database, the cache is bypassed (the local copy, as good as
+        # Redis's, is answered until the process has noticed its invalidation channel is gone)
+        async def bypassed() -> bool:
+            read = await client.get(url)
+            assert read.status_code == 200, read.text
+            assert read.json()["title"] == "Before the outage"
+            return _cache_status(read) == "inkwell; fwd=bypass"
+
+        await _eventually(bypassed, what="the cache bypassed")
         # writes succeed, and the write is visible to the next read
         created = await publish(client, author, title="Written during the outage")
         changed = await client.patch(
@@ -84,12 +89,13 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
         assert (await client.get(url)).json()["title"] == "Changed during the outage"
         titles = [c["title"] for c in (await client.get("/api/v1/content")).json()["items"]]
         assert "Written during the outage" in titles
-        # rate limiting fails open: more requests than the limit allows are all served
+        # rate limiting goes on in process (the count cannot be shared): never an error
         answers = [
             (await client.get(url, headers=author["headers"])).status_code
             for _ in range(RATE_LIMIT + 5)
         ]
-        assert answers == [200] * len(answers)
+        assert set(answers) <= {200, 429}
+        assert 429 in answers
         # probes: still ready (Redis is optional) but degraded, naming redis; alive
         ready = await client.get("/ready")
         assert ready.status_code == 200
@@ -101,13 +107,17 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
 
         await redis_proxy.restore()
 
-        async def cache_in_use() -> bool:
-            return _cache_status(await client.get(url)) != "inkwell; fwd=bypass"
+        seen: list[str] = []
 
-        await _eventually(cache_in_use, what="the cache back in use")
-        fresh = await client.get(url)
-        assert fresh.json()["title"] == "Changed during the outage"  # never the pre-outage copy
-        assert _cache_status(fresh) == "inkwell; hit"
+        async def cached_again() -> bool:
+            # A held invalidation may be delivered twice (by the request and by the background
+            # retrier): a second DEL after the refill costs one more miss, never a stale read.
+            response = await client.get(url)
+            seen.append(response.json()["title"])
+            return _cache_status(response) == "inkwell; hit"
+
+        await _eventually(cached_again, what="the cache back in use")
+        assert set(seen) == {"Changed during the outage"}  # never the pre-outage copy
         titles = [c["title"] for c in (await client.get("/api/v1/content")).json()["items"]]
         assert "Written during the outage" in titles
 
@@ -133,8 +143,9 @@ async def test_a_write_while_the_cache_is_marked_down_is_not_lost_when_redis_ret
     pg_database: str, redis_proxy: TcpProxy
 ) -> None:
     """Redis is back but this process still avoids it (the retry interval): the invalidation
-    of a write made in that window is held and delivered before the cache is used again."""
-    async with _app(pg_database, redis_proxy) as client:
+    of a write made in that window is held and delivered before the cache is used again.
+    Without the local tier: a local hit would not touch Redis, and so not mark it down."""
+    async with _app(pg_database, redis_proxy, cache_local_ttl_seconds=0) as client:
         author = await authed_user(client)
         item = await publish(client, author, title="Cached before")
         url = f"/api/v1/content/{item['id']}"

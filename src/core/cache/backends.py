@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -12,6 +13,18 @@ from redis.asyncio import Redis
 # What an entry costs beyond its key and value (the tuple, the float, the dict slot): an
 # estimate, so that many small entries count too.
 ENTRY_OVERHEAD_BYTES = 200
+
+
+def encode_invalidation(keys: tuple[str, ...], generations: tuple[str, ...]) -> bytes:
+    """The invalidation channel's message (read by `near.LocalTier.apply`)."""
+    if len(keys) > MAX_NAMED_KEYS:
+        return b'{"all":true}'
+    return json.dumps({"keys": list(keys), "generations": list(generations)}).encode()
+
+
+# Beyond this many keys a message says "drop everything" instead of naming them (an author's
+# 10,000 items would make a message no subscriber needs in full).
+MAX_NAMED_KEYS = 1000
 
 
 class MemoryBackend:
@@ -155,11 +168,17 @@ _NAMES_PER_ROUND_TRIP = 1000
 
 
 class RedisBackend:
-    """Shared across replicas; keys are namespaced by `prefix`."""
+    """Shared across replicas; keys are namespaced by `prefix`.
 
-    def __init__(self, client: Redis, prefix: str) -> None:
+    With `channel`, every invalidation is also published there (for the processes' local
+    tiers, `near.py`), in the same pipeline as the DEL/INCR: Redis runs them in order, so no
+    subscriber hears of it before the value is gone from Redis.
+    """
+
+    def __init__(self, client: Redis, prefix: str, channel: str | None = None) -> None:
         self._client = client
         self._prefix = prefix
+        self._channel = channel
         self._fill = client.register_script(_FILL_SCRIPT)
         self._release = client.register_script(_RELEASE_SCRIPT)
         self._get_versioned = client.register_script(_GET_VERSIONED_SCRIPT)
@@ -204,6 +223,8 @@ class RedisBackend:
                 pipe.delete(*batches[-1])
             for key in generations:
                 pipe.incr(self._key(key))
+            if self._channel is not None:
+                pipe.publish(self._channel, encode_invalidation(keys, generations))
             await pipe.execute()
 
     async def get_versioned(self, generation_key: str, key: str) -> tuple[str, bytes | None]:

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from loguru import logger
 from redis.exceptions import RedisError
 
+from src.core.cache.near import LocalTier
 from src.core.cache.port import CacheBackend, CacheStatus
 
 R = TypeVar("R")
@@ -80,8 +81,10 @@ class Cache:
         retry_after: float = 1.0,
         fill_window: int = 30,
         reinvalidate_after: float = 0.0,
+        local: LocalTier | None = None,
     ) -> None:
         self.backend = backend
+        self.local = local
         self.kind = name
         self._count = count
         self._count_error = count_error
@@ -102,30 +105,58 @@ class Cache:
         """The cached bytes for `key`, or `load()`'s (stored unless a write intervened).
 
         Concurrent misses on one key in this process share one `load()`. `None` from `load`
-        (not found) is returned but never cached.
+        (not found) is returned but never cached. A hit in Redis is kept in the local tier.
         """
+        local, epoch = self._local_tier()
+        if local is not None:
+            held = local.get(key)
+            if held is not None:
+                self._count(cache + "_local", "hit")
+                return held, "hit"
         found = await self._look_up(cache, self.backend.get, key)
         if found is _BYPASS:
             return await load(), "bypass"
         if found is not None:
+            if local is not None:
+                local.put(key, found, ttl, epoch)
             return found, "hit"
         return await self._single_flight(key, ttl, load, rejoin=True), "miss"
 
-    async def peek(self, cache: str, key: str) -> bytes | None:
+    async def peek(self, cache: str, key: str, ttl: int) -> bytes | None:
         """The cached bytes for `key` when they are there (a hit, counted), else None.
 
         For a reader that answers hits before the framework routes the request and leaves
         every other case — a miss, the cache unusable — to the full read (`get_or_load`),
-        which counts the miss itself: a miss is never counted twice.
+        which counts the miss itself: a miss is never counted twice. Like `get_or_load`, it
+        answers from the local tier first and keeps a Redis hit there.
         """
+        local, epoch = self._local_tier()
+        if local is not None:
+            held = local.get(key)
+            if held is not None:
+                self._count(cache + "_local", "hit")
+                return held
         value: bytes | None = await self._peek(cache, self.backend.get, key)
+        if value is not None and local is not None:
+            local.put(key, value, ttl, epoch)
         return value
 
-    async def peek_versioned(self, cache: str, generation_key: str, key: str) -> bytes | None:
+    async def peek_versioned(
+        self, cache: str, generation_key: str, key: str, ttl: int
+    ) -> bytes | None:
         """`peek` for a generation-versioned key (see `get_versioned`)."""
+        local, epoch = self._local_tier()
+        local_key = generation_key + "|" + key
+        if local is not None:
+            held = local.get(local_key)
+            if held is not None:
+                self._count(cache + "_local", "hit")
+                return held
         value: bytes | None = await self._peek(
             cache, self.backend.get_versioned, generation_key, key
         )
+        if value is not None and local is not None:
+            local.put(local_key, value, ttl, epoch, generation_key)
         return value
 
     async def _peek(self, cache: str, read: Callable[..., Awaitable[R]], *args: str) -> Any:
@@ -176,6 +207,16 @@ class Cache:
             if self._flights.get(key) is flight:  # not detached by an invalidation
                 del self._flights[key]
 
+    def _local_tier(self) -> tuple[LocalTier | None, int]:
+        """The local tier when it may answer (and the epoch a read from Redis begins in):
+        never while Redis is failing or an invalidation is still undelivered."""
+        local = self.local
+        if local is None or not local.live or self._has_pending():
+            return None, 0
+        if self._down_until and time.monotonic() < self._down_until:
+            return None, 0
+        return local, local.epoch
+
     async def _look_up(self, cache: str, read: Callable[..., Awaitable[R]], *args: str) -> Any:
         """`read(*args)` from the backend, counting the hit or miss, or `_BYPASS` when the
         cache cannot be used now (down, or an invalidation still undelivered)."""
@@ -223,12 +264,25 @@ class Cache:
         ttl: int,
         load: Callable[[], Awaitable[bytes]],
     ) -> tuple[bytes, CacheStatus]:
-        """Like `get_or_load` for derived data (lists) invalidated by a generation number."""
+        """Like `get_or_load` for derived data (lists) invalidated by a generation number.
+
+        The local tier keeps a page under its unversioned key, tagged with `generation_key`:
+        a bump drops every page of that generation from it (the same message names both).
+        """
+        local, epoch = self._local_tier()
+        local_key = generation_key + "|" + key
+        if local is not None:
+            held = local.get(local_key)
+            if held is not None:
+                self._count(cache + "_local", "hit")
+                return held, "hit"
         found = await self._look_up(cache, self.backend.get_versioned, generation_key, key)
         if found is _BYPASS:
             return await load(), "bypass"
         full_key, value = found
         if value is not None:
+            if local is not None:
+                local.put(local_key, value, ttl, epoch, generation_key)
             return value, "hit"
         value = await load()
         try:
@@ -261,6 +315,8 @@ class Cache:
         await self._invalidate(keys, generations)
 
     async def _invalidate(self, keys: tuple[str, ...], generations: tuple[str, ...]) -> None:
+        if self.local is not None:  # this process's copy goes before the request answers
+            self.local.drop(keys, generations)
         for key in keys:
             flight = self._flights.pop(key, None)
             if flight is not None:  # readers that come later must not get what it loads

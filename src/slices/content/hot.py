@@ -31,7 +31,8 @@ async def cached_item(
     raw = params["content_id"].lower()
     if _CANONICAL_ID.fullmatch(raw) is None:
         return None  # `/content/feed`, `/content/slug`, a malformed id: the router's
-    return await resources.cache.peek(ITEM_CACHE, item_key(uuid.UUID(raw)))
+    ttl = resources.settings.content_cache_ttl_seconds
+    return await resources.cache.peek(ITEM_CACHE, item_key(uuid.UUID(raw)), ttl)
 
 
 async def cached_first_page(
@@ -46,7 +47,8 @@ async def cached_first_page(
         if limit > MAX_LIMIT:
             return None  # the route answers 422
     key = list_key(None, limit, None)
-    return await resources.cache.peek_versioned(LIST_CACHE, LIST_GENERATION, key)
+    ttl = resources.settings.content_cache_ttl_seconds
+    return await resources.cache.peek_versioned(LIST_CACHE, LIST_GENERATION, key, ttl)
 
 
 HOT_READS = ((ITEM_TEMPLATE, cached_item), (LIST_TEMPLATE, cached_first_page))
