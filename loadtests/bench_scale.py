@@ -37,7 +37,6 @@ import datetime as dt
 import json
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -53,7 +52,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import PG_ADMIN_URL, REDIS_URL, ROOT, database_url, forget_redis_prefix, reachable
+from _inprocess import fresh_postgres_database, latency_summary, measurement_settings
+from _server import REDIS_URL, ROOT, database_url, forget_redis_prefix, reachable
 from search_latency import WORDS
 
 from src.cli import migrate
@@ -193,15 +193,6 @@ async def _seed(url: str, items: int, user_count: int) -> dict[str, Any]:
     }
 
 
-def _summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2),
-    }
-
-
 class _Statements:
     """The SQL the read engine ran during one request: what the plans are taken of."""
 
@@ -288,37 +279,12 @@ async def _measure(
                         raise RuntimeError(f"{name}: {response.status_code} {response.text}")
                     if n >= 20:  # warm-up: connections, statement caches
                         samples.append(elapsed)
-                results[name] = _summary(samples)
+                results[name] = latency_summary(samples)
                 if explain:
                     results[name]["plans"] = await _plans(
                         resources.database.read_engine, list(statements.seen)
                     )
     return results
-
-
-def _settings(url: str, redis_url: str | None) -> Settings:
-    return Settings.model_validate(
-        {
-            "database_url": url,
-            "redis_url": redis_url,
-            "redis_key_prefix": REDIS_PREFIX,
-            "rate_limit_enabled": False,
-            "bcrypt_rounds": 4,
-            "log_level": "WARNING",
-            "log_format": "json",
-        }
-    )
-
-
-async def _postgres_database(drop: bool) -> None:
-    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
-            if not drop:
-                await connection.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
-    finally:
-        await admin.dispose()
 
 
 def run_size(
@@ -329,18 +295,22 @@ def run_size(
         url = f"sqlite+aiosqlite:///{folder}/inkwell.db"
         migrate(url)
         seeded = asyncio.run(_seed(url, items, user_count))
-        measured = asyncio.run(_measure(_settings(url, None), seeded, requests, explain))
+        measured = asyncio.run(
+            _measure(measurement_settings(url, None, REDIS_PREFIX), seeded, requests, explain)
+        )
         return {**seeded, **measured}
-    asyncio.run(_postgres_database(drop=False))
+    asyncio.run(fresh_postgres_database(PG_DATABASE))
     url = database_url(PG_DATABASE)
     redis_url = REDIS_URL if reachable(6379) else None
     try:
         migrate(url)
         seeded = asyncio.run(_seed(url, items, user_count))
-        measured = asyncio.run(_measure(_settings(url, redis_url), seeded, requests, explain))
+        measured = asyncio.run(
+            _measure(measurement_settings(url, redis_url, REDIS_PREFIX), seeded, requests, explain)
+        )
         return {**seeded, "redis": redis_url is not None, **measured}
     finally:
-        asyncio.run(_postgres_database(drop=True))
+        asyncio.run(fresh_postgres_database(PG_DATABASE, drop_only=True))
         if redis_url:
             forget_redis_prefix(REDIS_PREFIX)
 

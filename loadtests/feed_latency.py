@@ -31,23 +31,22 @@ import datetime as dt
 import json
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's `src`
 
-from _server import PG_ADMIN_URL, REDIS_URL, ROOT, database_url, forget_redis_prefix, reachable
+from _inprocess import fresh_postgres_database, latency_summary, measurement_settings, timed
+from _server import REDIS_URL, ROOT, database_url, forget_redis_prefix, reachable
 
 from src.cli import migrate
 from src.core.tables import contents_read, follows_read
@@ -62,26 +61,6 @@ OTHER_AUTHORS = 200
 FEW = 10
 _BODY = "Some words that make a body long enough to look like an article. " * 8
 _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def _summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2),
-        "max_ms": round(ordered[-1] * 1000, 2),
-    }
-
-
-async def _timed(
-    samples: list[float], request: Callable[[], Awaitable[httpx.Response]]
-) -> httpx.Response:
-    started = time.perf_counter()
-    response = await request()
-    samples.append(time.perf_counter() - started)
-    assert response.status_code == 200, response.text
-    return response
 
 
 async def _reader(client: httpx.AsyncClient, n: int) -> tuple[uuid.UUID, dict[str, str]]:
@@ -211,29 +190,29 @@ async def _measure(settings: Settings, authors: int, items: int, repeats: int) -
                 await page(many_headers, limit=PAGE)
             samples: list[float] = []
             for _ in range(repeats):
-                first = await _timed(samples, lambda: page(many_headers, limit=PAGE))
-            results["first page"] = _summary(samples)
+                first = await timed(samples, lambda: page(many_headers, limit=PAGE))
+            results["first page"] = latency_summary(samples)
             got = [item["id"] for item in first.json()["items"]]
             assert got == [str(row["id"]) for row in feed[:PAGE]], "the feed is not newest first"
             cursor = first.json()["next_cursor"]
             samples = []
             for _ in range(repeats):
-                await _timed(samples, lambda: page(many_headers, limit=PAGE, cursor=cursor))
-            results["page 2"] = _summary(samples)
+                await timed(samples, lambda: page(many_headers, limit=PAGE, cursor=cursor))
+            results["page 2"] = latency_summary(samples)
             middle = feed[len(feed) // 2]
             deep = app.state.resources.cursors.encode(middle["published_at"], middle["id"])
             samples = []
             for _ in range(repeats):
-                deep_page = await _timed(
+                deep_page = await timed(
                     samples, lambda: page(many_headers, limit=PAGE, cursor=deep)
                 )
             expected = [str(row["id"]) for row in feed[len(feed) // 2 + 1 :][:PAGE]]
             assert [item["id"] for item in deep_page.json()["items"]] == expected
-            results["deep page"] = _summary(samples)
+            results["deep page"] = latency_summary(samples)
             samples = []
             for _ in range(repeats):
-                await _timed(samples, lambda: page(few_headers, limit=PAGE))
-            results["few authors"] = _summary(samples)
+                await timed(samples, lambda: page(few_headers, limit=PAGE))
+            results["few authors"] = latency_summary(samples)
             results["feed_items"] = len(feed)
             async with app.state.resources.database.read_engine.connect() as connection:
                 results["plan"] = await _plan(connection, many)
@@ -242,46 +221,25 @@ async def _measure(settings: Settings, authors: int, items: int, repeats: int) -
     return results
 
 
-def _settings(url: str, redis_url: str | None) -> Settings:
-    return Settings.model_validate(
-        {
-            "database_url": url,
-            "redis_url": redis_url,
-            "redis_key_prefix": REDIS_PREFIX,
-            "rate_limit_enabled": False,
-            "bcrypt_rounds": 4,
-            "log_level": "WARNING",
-            "log_format": "json",
-        }
-    )
-
-
-async def _postgres_database(drop: bool) -> None:
-    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
-            if not drop:
-                await connection.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
-    finally:
-        await admin.dispose()
-
-
 def run_backend(name: str, authors: int, items: int, repeats: int) -> dict[str, Any]:
     if name == "sqlite":
         folder = tempfile.mkdtemp(prefix="inkwell-feed-")
         url = f"sqlite+aiosqlite:///{folder}/inkwell.db"
         migrate(url)
-        return asyncio.run(_measure(_settings(url, None), authors, items, repeats))
-    asyncio.run(_postgres_database(drop=False))
+        return asyncio.run(
+            _measure(measurement_settings(url, None, REDIS_PREFIX), authors, items, repeats)
+        )
+    asyncio.run(fresh_postgres_database(PG_DATABASE))
     url = database_url(PG_DATABASE)
     redis_url = REDIS_URL if reachable(6379) else None
     try:
         migrate(url)
-        measured = asyncio.run(_measure(_settings(url, redis_url), authors, items, repeats))
+        measured = asyncio.run(
+            _measure(measurement_settings(url, redis_url, REDIS_PREFIX), authors, items, repeats)
+        )
         return {"redis": redis_url is not None, **measured}
     finally:
-        asyncio.run(_postgres_database(drop=True))
+        asyncio.run(fresh_postgres_database(PG_DATABASE, drop_only=True))
         if redis_url:
             forget_redis_prefix(REDIS_PREFIX)
 

@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import PG_ADMIN_URL, REDIS_URL, ROOT, database_url, forget_redis_prefix, reachable
+from _inprocess import fresh_postgres_database, latency_summary, measurement_settings, timed
+from _server import REDIS_URL, ROOT, database_url, forget_redis_prefix, reachable
 
 from src.cli import migrate
 from src.core.tables import content_tags, contents, tags, users
@@ -185,26 +185,6 @@ def _queries(rng: random.Random, count: int, words: int) -> list[str]:
     return out
 
 
-def _summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2),
-        "max_ms": round(ordered[-1] * 1000, 2),
-    }
-
-
-async def _timed(
-    samples: list[float], request: Callable[[], Awaitable[httpx.Response]]
-) -> httpx.Response:
-    started = time.perf_counter()
-    response = await request()
-    samples.append(time.perf_counter() - started)
-    assert response.status_code == 200, response.text
-    return response
-
-
 async def _measure(settings: Settings, repeats: int) -> dict[str, Any]:
     rng = random.Random(7)
     app = create_app(settings)
@@ -222,58 +202,34 @@ async def _measure(settings: Settings, repeats: int) -> dict[str, Any]:
             for label, words in (("1 word", 1), ("2 words", 2)):
                 samples: list[float] = []
                 for query in _queries(rng, repeats, words):
-                    response = await _timed(samples, lambda q=query: search(q=q))
+                    response = await timed(samples, lambda q=query: search(q=q))
                     matches.append(len(response.json()["items"]))
-                results[label] = _summary(samples)
+                results[label] = latency_summary(samples)
             samples = []
             for query in _queries(rng, repeats, 1):
                 tag = rng.choice(TAGS[:20])
-                await _timed(samples, lambda q=query, t=tag: search(q=q, tag=t))
-            results["+ tag"] = _summary(samples)
+                await timed(samples, lambda q=query, t=tag: search(q=q, tag=t))
+            results["+ tag"] = latency_summary(samples)
             samples = []
             for query in _queries(rng, repeats, 1):
                 first = (await search(q=query)).json()
                 if first["next_cursor"]:
                     cursor = first["next_cursor"]
-                    await _timed(samples, lambda q=query, c=cursor: search(q=q, cursor=c))
-            results["page 2"] = _summary(samples)
+                    await timed(samples, lambda q=query, c=cursor: search(q=q, cursor=c))
+            results["page 2"] = latency_summary(samples)
             samples = []
             cache = app.state.resources.cache
             for _ in range(repeats):  # the most frequent word, the list cache emptied each time
                 await cache.invalidate(generations=(LIST_GENERATION,))
-                await _timed(samples, lambda: search(q=WORDS[0]))
-            results["common word"] = _summary(samples)
+                await timed(samples, lambda: search(q=WORDS[0]))
+            results["common word"] = latency_summary(samples)
             samples = []
             await search(q="lighthouse harbor")
             for _ in range(repeats):
-                await _timed(samples, lambda: search(q="lighthouse harbor"))
-            results["cached"] = _summary(samples)
+                await timed(samples, lambda: search(q="lighthouse harbor"))
+            results["cached"] = latency_summary(samples)
             results["first_page_items_mean"] = round(statistics.mean(matches), 1)
     return results
-
-
-def _settings(url: str, redis_url: str | None) -> Settings:
-    return Settings.model_validate(
-        {
-            "database_url": url,
-            "redis_url": redis_url,
-            "redis_key_prefix": REDIS_PREFIX,
-            "rate_limit_enabled": False,
-            "log_level": "WARNING",
-            "log_format": "json",
-        }
-    )
-
-
-async def _postgres_database(drop: bool) -> None:
-    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)'))
-            if not drop:
-                await connection.execute(text(f'CREATE DATABASE "{PG_DATABASE}"'))
-    finally:
-        await admin.dispose()
 
 
 def run_backend(name: str, items: int, repeats: int) -> dict[str, Any]:
@@ -282,17 +238,22 @@ def run_backend(name: str, items: int, repeats: int) -> dict[str, Any]:
         url = f"sqlite+aiosqlite:///{folder}/inkwell.db"
         migrate(url)
         seeded = asyncio.run(_seed(url, items))
-        return {**seeded, **asyncio.run(_measure(_settings(url, None), repeats))}
-    asyncio.run(_postgres_database(drop=False))
+        return {
+            **seeded,
+            **asyncio.run(_measure(measurement_settings(url, None, REDIS_PREFIX), repeats)),
+        }
+    asyncio.run(fresh_postgres_database(PG_DATABASE))
     url = database_url(PG_DATABASE)
     redis_url = REDIS_URL if reachable(6379) else None
     try:
         migrate(url)
         seeded = asyncio.run(_seed(url, items))
-        measured = asyncio.run(_measure(_settings(url, redis_url), repeats))
+        measured = asyncio.run(
+            _measure(measurement_settings(url, redis_url, REDIS_PREFIX), repeats)
+        )
         return {**seeded, "redis": redis_url is not None, **measured}
     finally:
-        asyncio.run(_postgres_database(drop=True))
+        asyncio.run(fresh_postgres_database(PG_DATABASE, drop_only=True))
         if redis_url:
             forget_redis_prefix(REDIS_PREFIX)
 

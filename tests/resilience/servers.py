@@ -341,42 +341,31 @@ class TcpProxy:
 
 
 @dataclass
-class InkwellProcess:
-    """`python -m uvicorn --factory src.main:create_served_app` on a free port."""
+class _ChildProcess:
+    """A child process of ours that answers `/health` on `port` once it is up."""
 
     env: dict[str, str]
     log: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
-    factory: str = "src.main:create_served_app"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> InkwellProcess:
-        env = {**os.environ, **self.env, "HOST": "127.0.0.1", "PORT": str(self.port)}
-        for name in ("REDIS_URL", "READ_DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR"):
-            if name not in self.env:
-                env.pop(name, None)
+    def _launch(self, argv: list[str], env: dict[str, str], timeout: float) -> None:
         env["PYTHONPATH"] = str(PROJECT_ROOT)
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--factory", self.factory,
-                 "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop",
-                 "--http", "httptools", "--no-access-log", "--timeout-graceful-shutdown", "30"],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                argv, cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while True:
             assert self.process.poll() is None, self.output()
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            assert time.monotonic() < deadline, "the server did not start:\n" + self.output()
+                    return
+            assert time.monotonic() < deadline, "the process did not start:\n" + self.output()
             time.sleep(0.05)
 
     def output(self) -> str:
@@ -399,6 +388,26 @@ class InkwellProcess:
             self.process.wait(10)
 
 
+@dataclass
+class InkwellProcess(_ChildProcess):
+    """`python -m uvicorn --factory src.main:create_served_app` on a free port."""
+
+    factory: str = "src.main:create_served_app"
+
+    def start(self, timeout: float = 30) -> InkwellProcess:
+        env = {**os.environ, **self.env, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        for name in ("REDIS_URL", "READ_DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR"):
+            if name not in self.env:
+                env.pop(name, None)
+        argv = [
+            sys.executable, "-m", "uvicorn", "--factory", self.factory,
+            "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop",
+            "--http", "httptools", "--no-access-log", "--timeout-graceful-shutdown", "30",
+        ]  # fmt: skip
+        self._launch(argv, env, timeout)
+        return self
+
+
 def inkwell_cli(
     *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
@@ -415,53 +424,11 @@ def inkwell_cli(
 
 
 @dataclass
-class WorkerProcess:
+class WorkerProcess(_ChildProcess):
     """`inkwell worker` (with the test handlers of tests/resilience/event_apps.py) as a real
     process, its probes on a free WORKER_PORT."""
 
-    env: dict[str, str]
-    log: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def start(self, timeout: float = 30) -> WorkerProcess:
         env = {**os.environ, **self.env, "HOST": "127.0.0.1", "WORKER_PORT": str(self.port)}
-        env["PYTHONPATH"] = str(PROJECT_ROOT)
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.resilience.event_apps"],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process.poll() is None, self.output()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            assert time.monotonic() < deadline, "the worker did not start:\n" + self.output()
-            time.sleep(0.05)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def signal(self, signum: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(signum)
-
-    def wait(self, timeout: float) -> int:
-        assert self.process is not None
-        return self.process.wait(timeout)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(10)
+        self._launch([sys.executable, "-m", "tests.resilience.event_apps"], env, timeout)
+        return self
