@@ -46,10 +46,6 @@ class HotRead:
     template: str
     answer: HotAnswer
 
-    @property
-    def route(self) -> _RouteTemplate:
-        return _RouteTemplate(self.template)
-
 
 @dataclass(frozen=True, slots=True)
 class _RouteTemplate:
@@ -63,6 +59,7 @@ class _RouteTemplate:
 class _Compiled:
     pattern: re.Pattern[str]
     read: HotRead
+    route: _RouteTemplate  # built once, put in the scope of every answer
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -77,10 +74,12 @@ def _compile(template: str) -> re.Pattern[str]:
 class HotReads:
     def __init__(self, app: ASGIApp, reads: Sequence[HotRead]) -> None:
         self.app = app
-        self._exact = {read.template: read for read in reads if "{" not in read.template}
-        self._patterns = tuple(
-            _Compiled(_compile(read.template), read) for read in reads if "{" in read.template
-        )
+        compiled = [
+            _Compiled(_compile(read.template), read, _RouteTemplate(read.template))
+            for read in reads
+        ]
+        self._exact = {c.read.template: c for c in compiled if "{" not in c.read.template}
+        self._patterns = tuple(c for c in compiled if "{" in c.read.template)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -92,27 +91,27 @@ class HotReads:
             return
         path: str = scope["path"]
         params: Mapping[str, str] = {}
-        read = self._exact.get(path)
-        if read is None:
-            for compiled in self._patterns:
-                match = compiled.pattern.match(path)
+        found = self._exact.get(path)
+        if found is None:
+            for candidate in self._patterns:
+                match = candidate.pattern.match(path)
                 if match is not None:
-                    read, params = compiled.read, match.groupdict()
+                    found, params = candidate, match.groupdict()
                     break
-        if read is None:
+        if found is None:
             await self.app(scope, receive, send)
             return
         resources: Resources = scope["app"].state.resources
         # Its own span: the cache command it sends belongs under something in the trace, and
         # on a miss the route's use case span follows it.
         with tracer.start_as_current_span("hot_read") as span:
-            span.set_attribute("http.route", read.template)
-            body = await read.answer(resources, params, scope.get("query_string", b""))
+            span.set_attribute("http.route", found.read.template)
+            body = await found.read.answer(resources, params, scope.get("query_string", b""))
             span.set_attribute("cache.status", "miss" if body is None else "hit")
         if body is None:
             await self.app(scope, receive, send)
             return
-        scope["route"] = read.route  # the template for the access line and metrics
+        scope["route"] = found.route  # the template for the access line and metrics
         await send(
             {
                 "type": "http.response.start",

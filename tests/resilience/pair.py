@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,21 @@ def inkwell_pair(
         InkwellProcess(env=common, log=tmp_path / "a.log"),
         InkwellProcess(env=common, log=tmp_path / "b.log"),
     )
+
+
+@contextlib.contextmanager
+def running_pair(
+    database_url: str, redis_url: str, tmp_path: Path, **env: str
+) -> Iterator[tuple[InkwellProcess, InkwellProcess]]:
+    """`inkwell_pair(...)`, both started, both stopped at the end whatever happens."""
+    a, b = inkwell_pair(database_url, redis_url, tmp_path, **env)
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
 
 
 async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:

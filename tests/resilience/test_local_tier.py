@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.helpers import authed_user, publish
-from tests.resilience.pair import eventually, inkwell_pair, metric
+from tests.resilience.pair import eventually, metric, running_pair
 from tests.resilience.servers import InkwellProcess, RedisServer
 
 pytestmark = pytest.mark.slow
@@ -29,14 +29,10 @@ def pair(
     pg_database: str, private_redis: RedisServer, tmp_path: Path
 ) -> Iterator[tuple[InkwellProcess, InkwellProcess]]:
     # Local copies that outlive the test: only an invalidation can make B change its answer.
-    a, b = inkwell_pair(pg_database, private_redis.url, tmp_path, CACHE_LOCAL_TTL_SECONDS="600")
-    try:
-        a.start()
-        b.start()
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    with running_pair(
+        pg_database, private_redis.url, tmp_path, CACHE_LOCAL_TTL_SECONDS="600"
+    ) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.resilience.pair import eventually, inkwell_pair
+from tests.resilience.pair import eventually, running_pair
 from tests.resilience.servers import InkwellProcess, RedisServer
 
 pytestmark = pytest.mark.slow
@@ -24,21 +24,15 @@ PROCESSES = 2
 def pair(
     pg_database: str, private_redis: RedisServer, tmp_path: Path
 ) -> Iterator[tuple[InkwellProcess, InkwellProcess]]:
-    a, b = inkwell_pair(
+    with running_pair(
         pg_database,
         private_redis.url,
         tmp_path,
         RATE_LIMIT_ENABLED="true",
         RATE_LIMIT_DEFAULT=f"{LIMIT}/hour",
         RATE_LIMIT_SYNC_SECONDS=str(SYNC_SECONDS),
-    )
-    try:
-        a.start()
-        b.start()
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    ) as pair:
+        yield pair
 
 
 async def _burst(client: httpx.AsyncClient, requests: int, concurrency: int) -> list[int]:
