@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +59,9 @@ BASE_SETTINGS: dict[str, Any] = {
     "log_format": "json",
     "rate_limit_enabled": False,
     "jwt_secret": "test-secret-that-is-long-enough-for-hs256-0123456789",
-    "db_pool_timeout_seconds": 5,
+    # Three test processes on two cores can keep a burst of 100 SQLite reads queued on the
+    # pool for more than the production 5 s; the tests about pool timeouts set their own.
+    "db_pool_timeout_seconds": 30,
     # A loaded CI machine can take seconds to accept a new PostgreSQL connection; the tests
     # that are about connect timeouts set their own.
     "db_connect_timeout_seconds": 10,
@@ -67,6 +71,37 @@ BASE_SETTINGS: dict[str, Any] = {
 # One tracer provider for the whole test process, before any application is built.
 SPANS = InMemorySpanExporter()
 configure_tracing(Settings.model_validate(BASE_SETTINGS), span_processor=SimpleSpanProcessor(SPANS))
+
+
+_session_loop: asyncio.AbstractEventLoop | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _remember_the_session_loop() -> None:
+    global _session_loop
+    _session_loop = asyncio.get_running_loop()
+
+
+def _print_every_task() -> None:
+    for task in asyncio.all_tasks():
+        print(f"--- {task!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _tasks_printed_before_the_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """pytest-timeout prints the threads' stacks, but a hung coroutine waits in the loop's
+    select(): every task's stack is printed shortly before the timeout, to say what it awaits."""
+    timeout = float(request.config.getini("timeout") or 0)
+    loop = _session_loop
+    if timeout <= 30 or loop is None:
+        yield
+        return
+    timer = threading.Timer(timeout - 20, lambda: loop.call_soon_threadsafe(_print_every_task))
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
 
 
 @pytest.fixture(autouse=True)
