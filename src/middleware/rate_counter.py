@@ -33,6 +33,8 @@ from loguru import logger
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from src.core.tasks import cancel_and_wait, raise_if_cancelling
+
 _RETRY_AFTER_FAILURE = 1.0
 _LOG_EVERY = 60.0
 
@@ -110,9 +112,7 @@ class RateCounter:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         with contextlib.suppress(RedisError, OSError):
             await self.sync()  # what is counted but not pushed yet
@@ -123,6 +123,7 @@ class RateCounter:
             try:
                 await self.sync()
             except (RedisError, OSError) as error:
+                raise_if_cancelling()  # perhaps close()'s cancellation, reported as an error
                 self._failed(error)
                 await asyncio.sleep(_RETRY_AFTER_FAILURE)
 

@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from src.core.cache.backends import ENTRY_OVERHEAD_BYTES
+from src.core.tasks import cancel_and_wait
 
 CHANNEL_SUFFIX = "cache:invalidate"
 
@@ -171,10 +172,9 @@ class InvalidationSubscriber:
         self._closed = True
         self._tier.down()
         if self._task is not None:
-            self._task.cancel()
             # redis-py may turn the cancellation of a read into an error of its own: the flag
             # ends the loop then, and the wait is bounded either way.
-            await asyncio.wait([self._task], timeout=2.0)
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

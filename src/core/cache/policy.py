@@ -28,7 +28,6 @@ writing process gets no further traffic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +39,7 @@ from redis.exceptions import RedisError
 
 from src.core.cache.near import LocalTier
 from src.core.cache.port import CacheBackend, CacheStatus
+from src.core.tasks import cancel_and_wait, raise_if_cancelling
 
 R = TypeVar("R")
 _BYPASS: Any = object()  # `_look_up`'s answer when the cache cannot be used
@@ -332,8 +332,8 @@ class Cache:
         """Deliver held invalidations as soon as the backend answers again."""
         while self._has_pending():
             await asyncio.sleep(max(self._down_until - time.monotonic(), 0.0) + 0.01)
-            if time.monotonic() >= self._down_until:
-                await self._deliver_pending()
+            if time.monotonic() >= self._down_until and not await self._deliver_pending():
+                raise_if_cancelling()  # perhaps close()'s cancellation, reported as an error
 
     def _has_pending(self) -> bool:
         return bool(self._pending.keys or self._pending.generations)
@@ -343,9 +343,7 @@ class Cache:
         for echo in list(self._echoes):
             echo.cancel()
         if self._retrier is not None:
-            self._retrier.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retrier
+            await cancel_and_wait(self._retrier)
             self._retrier = None
         if self._has_pending():
             await self._deliver_pending()
