@@ -107,7 +107,9 @@ async def test_the_api_key_never_reaches_a_log_a_span_or_an_answer(
 ) -> None:
     capsys.readouterr()
     answers: list[str] = []
-    settings = openai_settings(fake_provider, ai_timeout_seconds=0.5, log_level="DEBUG")
+    # The timeout bounds the slow mode; it leaves a loaded machine time to deliver the request
+    # (the fake records it on arrival).
+    settings = openai_settings(fake_provider, ai_timeout_seconds=2, log_level="DEBUG")
     async with make_client(**settings) as client:
         author = await authed_user(client)
         fake_provider.mode, fake_provider.delay = mode, 5.0
