@@ -10,6 +10,7 @@ from typing import Any
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from src.core.cache.backends import MemoryBackend
+from src.core.cache.near import InvalidationSubscriber, LocalTier
 from src.core.cache.policy import Cache
 from src.middleware.rate_counter import RateCounter
 
@@ -128,3 +129,58 @@ async def test_closing_the_cache_ends_its_retrier_even_when_the_cancellation_is_
 
     assert backend.call.swallowed == 1
     assert retrier.done()
+
+
+class _PubSub:
+    """Subscribed at once; a cancelled wait for a message is answered as "no message", as
+    redis-py's timed read may."""
+
+    def __init__(self) -> None:
+        self.subscribed = asyncio.Event()
+        self._confirmed = False
+
+    async def subscribe(self, _channel: str) -> None:
+        return None
+
+    async def get_message(self, timeout: float) -> dict[str, Any] | None:
+        if not self._confirmed:
+            self._confirmed = True
+            return {"type": "subscribe"}
+        self.subscribed.set()
+        try:
+            await asyncio.sleep(timeout)
+        except asyncio.CancelledError:
+            return None
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _PubSubClient:
+    def __init__(self) -> None:
+        self.pubsub_ = _PubSub()
+
+    def pubsub(self) -> _PubSub:
+        return self.pubsub_
+
+
+async def test_closing_the_invalidation_subscriber_ends_it_at_once_when_a_read_swallows_it() -> (
+    None
+):
+    client = _PubSubClient()
+    tier = LocalTier(10, 1 << 20, 60)
+    subscriber = InvalidationSubscriber(client, "c", tier)  # type: ignore[arg-type]
+    subscriber.start()
+    task = subscriber._task
+    assert task is not None
+    await asyncio.wait_for(client.pubsub_.subscribed.wait(), 5)
+    assert tier.live
+
+    await _returns_within(3, subscriber.close())
+
+    assert task.done()  # not merely given up on by close()'s bounded wait
+    assert not tier.live

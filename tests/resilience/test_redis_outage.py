@@ -43,12 +43,18 @@ def _app(
 
 
 async def _eventually(
-    probe: Callable[[], Awaitable[bool]], timeout: float = 10, what: str = "condition"
+    probe: Callable[[], Awaitable[bool]],
+    timeout: float = 10,
+    what: str = "condition",
+    seen: list[str] | None = None,
 ) -> float:
-    """Poll `probe` until it holds; the seconds it took. Fails after `timeout`."""
+    """Poll `probe` until it holds; the seconds it took. Fails after `timeout`, with the last
+    answers the probe put in `seen`."""
     start = time.monotonic()
     while not await probe():
-        assert time.monotonic() - start < timeout, f"{what} not reached within {timeout}s"
+        assert time.monotonic() - start < timeout, (
+            f"{what} not reached within {timeout}s; last seen: {(seen or [])[-5:]}"
+        )
         await asyncio.sleep(0.05)
     return time.monotonic() - start
 
@@ -108,15 +114,17 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
         await redis_proxy.restore()
 
         seen: list[str] = []
+        answers: list[str] = []
 
         async def cached_again() -> bool:
             # A held invalidation may be delivered twice (by the request and by the background
             # retrier): a second DEL after the refill costs one more miss, never a stale read.
             response = await client.get(url)
             seen.append(response.json()["title"])
+            answers.append(f"{response.status_code} {_cache_status(response)}")
             return _cache_status(response) == "inkwell; hit"
 
-        await _eventually(cached_again, what="the cache back in use")
+        await _eventually(cached_again, what="the cache back in use", seen=answers)
         assert set(seen) == {"Changed during the outage"}  # never the pre-outage copy
         titles = [c["title"] for c in (await client.get("/api/v1/content")).json()["items"]]
         assert "Written during the outage" in titles
@@ -194,14 +202,19 @@ async def test_a_write_during_the_outage_reaches_every_process_once_redis_return
         assert changed.status_code == 200, changed.text
         await redis_proxy.restore()
 
+        answers: list[str] = []
+
         async def reader_fresh() -> bool:
             response = await reader.get(url)
+            answers.append(f"{response.json()['title']!r} {_cache_status(response)}")
             return bool(
                 response.json()["title"] == "Written during the outage"
                 and _cache_status(response) != "inkwell; fwd=bypass"
             )
 
-        await _eventually(reader_fresh, timeout=5, what="the other process reading the write")
+        await _eventually(
+            reader_fresh, timeout=5, what="the other process reading the write", seen=answers
+        )
 
 
 def _prefix_of(client: httpx.AsyncClient) -> str:

@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from src.core.cache.backends import ENTRY_OVERHEAD_BYTES
-from src.core.tasks import cancel_and_wait
+from src.core.tasks import cancel_and_wait, raise_if_cancelling
 
 CHANNEL_SUFFIX = "cache:invalidate"
 
@@ -181,7 +181,10 @@ class InvalidationSubscriber:
         while not self._closed:
             try:
                 await self._listen()
-            except (RedisError, OSError, TimeoutError) as error:
+            # Any failure of the channel (redis-py raises AttributeError, too, when a
+            # connection is torn down under it) means the same: down, and subscribe again.
+            except Exception as error:
+                raise_if_cancelling()
                 self._tier.down()
                 if not self._logged_down:
                     self._logged_down = True
@@ -199,6 +202,10 @@ class InvalidationSubscriber:
             suspect = False
             while True:
                 message = await pubsub.get_message(timeout=_PING_EVERY)
+                # redis-py may answer a cancellation of this wait as if it had timed out.
+                raise_if_cancelling()
+                if self._closed:
+                    return
                 now = time.monotonic()
                 if message is None:
                     if now - heard > _SILENCE_LIMIT:
