@@ -11,6 +11,7 @@ would show.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -37,9 +38,21 @@ def _app(
         "ready_check_timeout_seconds": 0.5,
         "rate_limit_enabled": True,
         "rate_limit_default": f"{RATE_LIMIT}/hour",
+        # Anonymous reads come each from its own address (`_anonymous`): the tests poll, and
+        # a shared budget would answer 429 to the probes instead of what they look for.
+        "trusted_proxies": ["127.0.0.0/8"],
         **overrides,
     }
     return running_app(backend, **settings)
+
+
+_addresses = itertools.count(1)
+
+
+def _anonymous() -> dict[str, str]:
+    """The headers of an anonymous reader not seen before (a client behind the trusted proxy)."""
+    n = next(_addresses)
+    return {"X-Forwarded-For": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"}
 
 
 async def _eventually(
@@ -53,10 +66,14 @@ async def _eventually(
     start = time.monotonic()
     while not await probe():
         assert time.monotonic() - start < timeout, (
-            f"{what} not reached within {timeout}s; last seen: {(seen or [])[-5:]}"
+            f"{what} not reached within {timeout}s; last seen: {(seen or [])[-8:]}"
         )
         await asyncio.sleep(0.05)
     return time.monotonic() - start
+
+
+def _since(start: float) -> str:
+    return f"+{time.monotonic() - start:.2f}s"
 
 
 def _cache_status(response: httpx.Response) -> str:
@@ -70,9 +87,9 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
         author = await authed_user(client)
         item = await publish(client, author, title="Before the outage")
         url = f"/api/v1/content/{item['id']}"
-        assert _cache_status(await client.get(url)) == "inkwell; fwd=miss"
-        assert _cache_status(await client.get(url)) == "inkwell; hit"
-        listing = await client.get("/api/v1/content")
+        assert _cache_status(await client.get(url, headers=_anonymous())) == "inkwell; fwd=miss"
+        assert _cache_status(await client.get(url, headers=_anonymous())) == "inkwell; hit"
+        listing = await client.get("/api/v1/content", headers=_anonymous())
         assert listing.status_code == 200
 
         await redis_proxy.cut()
@@ -80,7 +97,7 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
         # reads come from the database, the cache is bypassed (the local copy, as good as
         # Redis's, is answered until the process has noticed its invalidation channel is gone)
         async def bypassed() -> bool:
-            read = await client.get(url)
+            read = await client.get(url, headers=_anonymous())
             assert read.status_code == 200, read.text
             assert read.json()["title"] == "Before the outage"
             return _cache_status(read) == "inkwell; fwd=bypass"
@@ -92,8 +109,13 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
             url, json={"title": "Changed during the outage"}, headers=author["headers"]
         )
         assert changed.status_code == 200, changed.text
-        assert (await client.get(url)).json()["title"] == "Changed during the outage"
-        titles = [c["title"] for c in (await client.get("/api/v1/content")).json()["items"]]
+        assert (await client.get(url, headers=_anonymous())).json()[
+            "title"
+        ] == "Changed during the outage"
+        titles = [
+            c["title"]
+            for c in (await client.get("/api/v1/content", headers=_anonymous())).json()["items"]
+        ]
         assert "Written during the outage" in titles
         # rate limiting goes on in process (the count cannot be shared): never an error
         answers = [
@@ -112,6 +134,7 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
         assert (await client.get("/health")).status_code == 200
 
         await redis_proxy.restore()
+        restored = time.monotonic()
 
         seen: list[str] = []
         answers: list[str] = []
@@ -119,14 +142,17 @@ async def test_redis_outage_degrades_then_recovers_without_restart(
         async def cached_again() -> bool:
             # A held invalidation may be delivered twice (by the request and by the background
             # retrier): a second DEL after the refill costs one more miss, never a stale read.
-            response = await client.get(url)
+            response = await client.get(url, headers=_anonymous())
             seen.append(response.json()["title"])
-            answers.append(f"{response.status_code} {_cache_status(response)}")
+            answers.append(f"{_since(restored)} {response.status_code} {_cache_status(response)}")
             return _cache_status(response) == "inkwell; hit"
 
         await _eventually(cached_again, what="the cache back in use", seen=answers)
         assert set(seen) == {"Changed during the outage"}  # never the pre-outage copy
-        titles = [c["title"] for c in (await client.get("/api/v1/content")).json()["items"]]
+        titles = [
+            c["title"]
+            for c in (await client.get("/api/v1/content", headers=_anonymous())).json()["items"]
+        ]
         assert "Written during the outage" in titles
 
         async def ready_again() -> bool:
@@ -157,11 +183,13 @@ async def test_a_write_while_the_cache_is_marked_down_is_not_lost_when_redis_ret
         author = await authed_user(client)
         item = await publish(client, author, title="Cached before")
         url = f"/api/v1/content/{item['id']}"
-        await client.get(url)
-        assert _cache_status(await client.get(url)) == "inkwell; hit"
+        await client.get(url, headers=_anonymous())
+        assert _cache_status(await client.get(url, headers=_anonymous())) == "inkwell; hit"
 
         await redis_proxy.cut()
-        assert _cache_status(await client.get(url)) == "inkwell; fwd=bypass"  # marked down
+        assert (
+            _cache_status(await client.get(url, headers=_anonymous())) == "inkwell; fwd=bypass"
+        )  # marked down
         await redis_proxy.restore()  # Redis is back, still holding the old entry
 
         changed = await client.patch(
@@ -171,13 +199,15 @@ async def test_a_write_while_the_cache_is_marked_down_is_not_lost_when_redis_ret
         seen: list[str] = []
 
         async def cache_in_use() -> bool:
-            response = await client.get(url)
+            response = await client.get(url, headers=_anonymous())
             seen.append(response.json()["title"])
             return _cache_status(response) != "inkwell; fwd=bypass"
 
         await _eventually(cache_in_use, what="the cache back in use")
         assert set(seen) == {"Written while marked down"}
-        assert (await client.get(url)).json()["title"] == "Written while marked down"
+        assert (await client.get(url, headers=_anonymous())).json()[
+            "title"
+        ] == "Written while marked down"
 
 
 async def test_a_write_during_the_outage_reaches_every_process_once_redis_returns(
@@ -192,8 +222,8 @@ async def test_a_write_during_the_outage_reaches_every_process_once_redis_return
         author = await authed_user(writer)
         item = await publish(writer, author, title="Cached before")
         url = f"/api/v1/content/{item['id']}"
-        await reader.get(url)
-        assert _cache_status(await reader.get(url)) == "inkwell; hit"
+        await reader.get(url, headers=_anonymous())
+        assert _cache_status(await reader.get(url, headers=_anonymous())) == "inkwell; hit"
 
         await redis_proxy.cut()
         changed = await writer.patch(
@@ -201,12 +231,14 @@ async def test_a_write_during_the_outage_reaches_every_process_once_redis_return
         )
         assert changed.status_code == 200, changed.text
         await redis_proxy.restore()
+        restored = time.monotonic()
 
         answers: list[str] = []
 
         async def reader_fresh() -> bool:
-            response = await reader.get(url)
-            answers.append(f"{response.json()['title']!r} {_cache_status(response)}")
+            response = await reader.get(url, headers=_anonymous())
+            title = response.json()["title"]
+            answers.append(f"{_since(restored)} {title!r} {_cache_status(response)}")
             return bool(
                 response.json()["title"] == "Written during the outage"
                 and _cache_status(response) != "inkwell; fwd=bypass"
