@@ -1,10 +1,11 @@
 """Background tasks that stop when told to, even when a library swallows the cancellation.
 
-A cancellation that arrives while redis-py waits on a socket can come out of the command as a
-`redis.exceptions.TimeoutError` or `ConnectionError` instead of `CancelledError` (on Python
-3.11, `asyncio.timeout` expiring together with the cancellation turns it into a timeout). A
-loop that retries on those errors then never sees its cancellation and runs on, and whoever
-awaits the task at shutdown waits forever. So such a loop checks, in its error handler,
+A cancellation that arrives while redis-py waits on a socket does not always come out as
+`CancelledError`: a pub/sub `get_message(timeout=…)` answers it as an empty read (seen), and a
+command's timed read can report it as a `redis.exceptions.TimeoutError` (a sync loop retrying on
+`RedisError` was seen still sleeping after its cancellation). A loop that retries on those
+answers never sees its cancellation and runs on, and whoever awaits the task at shutdown waits
+forever. So such a loop checks, in its error handler,
 whether a cancellation is pending (`raise_if_cancelling`), and a task is always stopped with
 a bounded wait (`cancel_and_wait`).
 """
