@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
 from src import server
 from src.settings import Settings
@@ -34,6 +37,25 @@ def alembic_config(database_url: str) -> AlembicConfig:
 
 def migrate(database_url: str, revision: str = "head") -> None:
     alembic_command.upgrade(alembic_config(database_url), revision)
+    if make_url(database_url).get_backend_name() == "sqlite":
+        _persist_wal_mode(database_url)
+
+
+def _persist_wal_mode(database_url: str) -> None:
+    """Leave a migrated SQLite database in WAL mode (the mode is stored in the file).
+
+    Every connection of the service asks for WAL when it opens; switching a database *into* WAL
+    needs it to itself, so on a database still in rollback mode the first connections opened
+    together (a request's and the outbox runner's, at start) could fail at once with "database
+    is locked" — the first requests after `make run` on a fresh database answered 503. Once
+    the file is in WAL, asking again is a no-op that takes no lock.
+    """
+    database = make_url(database_url).database
+    if not database or database == ":memory:":
+        return
+    uri = database.startswith("file:")
+    with contextlib.closing(sqlite3.connect(database, timeout=30, uri=uri)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def prepare_multiprocess_metrics(settings: Settings) -> None:

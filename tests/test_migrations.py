@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from src.cli import alembic_config
+from src.cli import alembic_config, migrate
 from src.core.tables import exists_on, metadata, sqlite_search_tables
 from tests.conftest import Backend, _create_database, _drop_database
 
@@ -93,3 +95,12 @@ async def test_migrations_match_the_table_definitions(empty_database_url: str) -
     finally:
         await engine.dispose()
     assert differences == []
+
+
+def test_a_migrated_sqlite_database_is_left_in_wal_mode(tmp_path: Path) -> None:
+    """The service's connections then never have to switch the file into WAL themselves, which
+    fails at once ("database is locked") when two of them open together on a new database."""
+    path = tmp_path / "fresh.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
