@@ -58,10 +58,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=6)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every server, over the defaults above (repeat)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[,NAME=VALUE]",
+        help="one more server of the first tree with these settings (repeat): what they cost",
+    )
     return parser.parse_args()
 
 
-def server_for(backend: str, index: int, source: Path, folder: Path) -> Server:
+def server_for(
+    backend: str, index: int, source: Path, folder: Path, overrides: dict[str, str]
+) -> Server:
     if backend == "postgres":
         url = create_database(f"inkwell_request_cpu_{index}", recreate=True)
     else:  # the embedded default migrates itself at start-up, with the tree's own migrations
@@ -79,16 +95,24 @@ def server_for(backend: str, index: int, source: Path, folder: Path) -> Server:
     }
     if backend == "postgres":
         env |= {"REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": f"{REDIS_PREFIX}{index}:"}
+    env |= overrides
     log = ROOT / "var" / "request-cpu" / f"{backend}-{index}.log"
-    return inkwell_server(free_port(), env, log, source=source.resolve(), name=f"{index}:{source}")
+    name = f"{index}:{source}" + "".join(f" {k}={v}" for k, v in overrides.items())
+    return inkwell_server(free_port(), env, log, source=source.resolve(), name=name)
 
 
 def measure(backend: str, args: argparse.Namespace, sources: list[Path]) -> dict[str, Any]:
     driver = Driver("wrk" if shutil.which("wrk") else "python", ROOT / "var" / "request-cpu")
     samples: dict[str, list[dict[str, Any]]] = {}
+    common = dict(setting.split("=", 1) for setting in args.env)
+    runs = [(source, common) for source in sources] + [
+        (sources[0], common | dict(item.split("=", 1) for item in variant.split(",")))
+        for variant in args.variant
+    ]
     with tempfile.TemporaryDirectory() as folder:
         servers = [
-            server_for(backend, index, source, Path(folder)) for index, source in enumerate(sources)
+            server_for(backend, index, source, Path(folder), overrides)
+            for index, (source, overrides) in enumerate(runs)
         ]
         started: list[Server] = []
         try:

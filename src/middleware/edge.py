@@ -34,7 +34,6 @@ import time
 import uuid
 from typing import Any
 
-from loguru import logger
 from opentelemetry import trace
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from src.core.context import correlation_id_var, request_id_var
 from src.core.errors.problems import send_error, send_problem, unexpected
 from src.middleware.routes import allowed_methods, route_template
+from src.observability.logging import access_line
 
 Header = tuple[bytes, bytes]
 
@@ -275,14 +275,15 @@ class Edge:
             )
         client = scope.get("client")
         level = "DEBUG" if scope.get("path") in _QUIET_PATHS else "INFO"
-        logger.bind(
-            event="http.access",
-            method=method,
-            route=route,
-            status=status,
-            duration_ms=round(duration * 1000, 2),
-            client=client[0] if client else None,
-        ).log(level, "{} {} {}", method, route, status)
+        access_line(
+            level,
+            __name__,
+            method,
+            route,
+            status,
+            round(duration * 1000, 2),
+            client[0] if client else None,
+        )
 
 
 async def _read_rest(receive: Receive, exchange: _Exchange) -> None:

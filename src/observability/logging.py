@@ -12,6 +12,11 @@
   are dropped and counted (a `log.dropped` line says how many) instead of stalling requests.
   The lifespan's end drains the queue and stops the thread (what is logged after it is written
   synchronously); so does the process's exit.
+* The access line, one per request, skips loguru in the JSON format (`access_line`): what
+  loguru does for a line on the loop (a bound logger, the caller's frame, the record, the
+  patcher's redaction) was measured at about 40 % of a cached read's server CPU. The edge hands
+  over the line's fields, and the writer thread renders the same JSON object as `render_json`
+  would. Its fields are a route template, never a raw path, so there is nothing to redact.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import queue
 import re
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from functools import partial
@@ -109,6 +115,35 @@ def render_pretty(record: Any, *, colour: bool) -> str:
     return line
 
 
+class AccessRecord(tuple[Any, ...]):
+    """One access line's fields, rendered by the writer thread (`render_access_json`)."""
+
+    __slots__ = ()
+
+
+def render_access_json(record: AccessRecord) -> str:
+    """The access line as `render_json` writes a loguru record bound with the same fields."""
+    (stamp, level, logger_name, method, route, status, duration_ms, client) = record[:8]
+    request_id, correlation_id, trace_id, span_id = record[8:]
+    payload = {
+        "timestamp": dt.datetime.fromtimestamp(stamp, dt.UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "message": f"{method} {route} {status}",
+        "logger": logger_name,
+        "event": "http.access",
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": duration_ms,
+        "client": client,
+        "request_id": request_id,
+        "correlation_id": correlation_id,
+        "trace_id": format(trace_id, "032x") if trace_id else "",
+        "span_id": format(span_id, "016x") if trace_id else "",
+    }
+    return orjson.dumps(payload, option=orjson.OPT_APPEND_NEWLINE).decode()
+
+
 class _InterceptHandler(logging.Handler):
     """Sends stdlib logging records to loguru, keeping their level and origin."""
 
@@ -155,8 +190,12 @@ class LineWriter:
 
     def __call__(self, message: Any) -> None:
         """The loguru sink: the record goes to the thread, or is dropped when the queue is full."""
+        self.put(message.record)
+
+    def put(self, record: Any) -> None:
+        """A loguru record or an `AccessRecord` for the thread (written at once once closed)."""
         if self._closed:
-            self._write([self._safe_render(message.record)])
+            self._write([self._safe_render(record)])
             return
         if self._thread is None:
             self._start()
@@ -165,7 +204,7 @@ class LineWriter:
                 self._dropped += 1
                 self.dropped_total += 1
             return
-        self._queue.put(message.record)
+        self._queue.put(record)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Blocks until every record handed over so far is written (or `timeout` passes)."""
@@ -240,6 +279,8 @@ class LineWriter:
 
     def _safe_render(self, record: Any) -> str:
         try:
+            if type(record) is AccessRecord:
+                return render_access_json(record)
             return self._render(record)
         except Exception as exc:  # a line that cannot be rendered must not stop the writer
             return self._render_notice(f"a log line could not be rendered: {type(exc).__name__}")
@@ -279,6 +320,59 @@ atexit.register(_writer.close)
 os.register_at_fork(after_in_child=_writer.after_fork_in_child)
 
 
+# The least level number an access line needs to be written in the JSON format; None when
+# the format is not JSON (the line then goes through loguru, as every other line does).
+_access_threshold: int | None = None
+
+
+def access_line(
+    level: str,
+    logger_name: str,
+    method: str,
+    route: str,
+    status: int,
+    duration_ms: float,
+    client: str | None,
+) -> None:
+    """One request's access line (`event=http.access`), with the request's ids and trace."""
+    threshold = _access_threshold
+    if threshold is None:
+        logger.bind(
+            event="http.access",
+            method=method,
+            route=route,
+            status=status,
+            duration_ms=duration_ms,
+            client=client,
+        ).log(level, "{} {} {}", method, route, status)
+        return
+    if _LEVELS[level] < threshold:
+        return
+    context = trace.get_current_span().get_span_context()
+    valid = context.is_valid
+    _writer.put(
+        AccessRecord(
+            (
+                time.time(),
+                level,
+                logger_name,
+                method,
+                route,
+                status,
+                duration_ms,
+                client,
+                request_id_var.get(),
+                correlation_id_var.get(),
+                context.trace_id if valid else 0,
+                context.span_id if valid else 0,
+            )
+        )
+    )
+
+
+_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO}
+
+
 def flush_logs(timeout: float = 5.0) -> None:
     """Waits until every line logged so far is written (for a reader of the output)."""
     _writer.flush(timeout)
@@ -294,7 +388,9 @@ def stop_log_writer(timeout: float = 5.0) -> None:
 
 def configure_logging(level: str, fmt: str) -> None:
     """(Re)configure the process's logging. Safe to call more than once."""
+    global _access_threshold
     logger.remove()
+    _access_threshold = logger.level(level).no if fmt == "json" else None
     logger.configure(patcher=_patch)
     if fmt == "json":
         _writer.configure(render_json, lambda: sys.stdout)

@@ -14,7 +14,17 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from src.observability.logging import LineWriter, render_json
+from src.core.context import correlation_id_var, request_id_var
+from src.observability.logging import (
+    AccessRecord,
+    LineWriter,
+    _patch,
+    access_line,
+    configure_logging,
+    flush_logs,
+    render_access_json,
+    render_json,
+)
 from src.slices.signup.commands import SignUp
 from tests.helpers import signup_body
 
@@ -188,3 +198,48 @@ def test_a_stalled_stdout_drops_counted_lines_and_never_blocks_the_logger() -> N
     assert dropped["dropped"] == 45
     assert dropped["level"] == "WARNING"
     assert writer.dropped_total == 45
+
+
+def test_the_access_line_is_the_object_loguru_would_have_written() -> None:
+    # The edge's access line skips loguru; readers of the logs must not see the difference.
+    records: list[Any] = []
+    sink = logger.add(lambda message: records.append(message.record), format="", level="DEBUG")
+    request_token = request_id_var.set("req-1")
+    correlation_token = correlation_id_var.set("corr-1")
+    try:
+        logger.bind(
+            event="http.access",
+            method="GET",
+            route="/api/v1/content/{content_id}",
+            status=200,
+            duration_ms=0.42,
+            client="10.0.0.7",
+        ).info("{} {} {}", "GET", "/api/v1/content/{content_id}", 200)
+    finally:
+        logger.remove(sink)
+        request_id_var.reset(request_token)
+        correlation_id_var.reset(correlation_token)
+    (record,) = records
+    _patch(record)
+    fields = ("GET", "/api/v1/content/{content_id}", 200, 0.42, "10.0.0.7")
+    access = AccessRecord(
+        (record["time"].timestamp(), "INFO", record["name"], *fields, "req-1", "corr-1", 0, 0)
+    )
+
+    assert render_access_json(access) == render_json(record)
+
+
+def test_access_lines_follow_the_log_level(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        configure_logging("WARNING", "json")
+        capsys.readouterr()
+        access_line("INFO", __name__, "GET", "/api/v1/content", 200, 0.5, None)
+        flush_logs()
+        assert capsys.readouterr().out == ""
+        configure_logging("DEBUG", "json")
+        access_line("DEBUG", __name__, "GET", "/health", 200, 0.5, None)
+        flush_logs()
+        (line,) = json_lines(capsys.readouterr().out)
+        assert (line["event"], line["route"], line["level"]) == ("http.access", "/health", "DEBUG")
+    finally:
+        configure_logging("INFO", "json")
