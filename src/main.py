@@ -37,7 +37,7 @@ from src.core.security import PasswordHasher, TokenService
 from src.docs_ui import install_docs
 from src.middleware.boundary import CommandBoundary
 from src.middleware.edge import Edge
-from src.middleware.hot_reads import HotRead, HotReads
+from src.middleware.hot_reads import HotReads
 from src.middleware.idempotency.store import IdempotencyStore
 from src.middleware.rate_limit import RateLimitMiddleware, build_counter, build_limiter
 from src.observability.ai import InstrumentedProvider, MetricsObserver
@@ -59,6 +59,7 @@ from src.slices.conversations import router as conversations
 from src.slices.notifications import handlers as notification_handlers
 from src.slices.notifications import router as notifications
 from src.slices.signup import router as signup
+from src.slices.users import hot as users_hot
 from src.slices.users import projector as users_projector
 from src.slices.users import router as users
 
@@ -324,7 +325,7 @@ def create_app(
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(CommandBoundary)
-    app.add_middleware(HotReads, reads=[HotRead(*read) for read in content_hot.HOT_READS])
+    app.add_middleware(HotReads, reads=[*content_hot.HOT_READS, *users_hot.HOT_READS])
     app.add_middleware(RateLimitMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+import uuid
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -232,3 +233,14 @@ PhoneNumber = Annotated[
 
 NewPassword = Annotated[str, StringConstraints(min_length=8), AfterValidator(_bcrypt_password)]
 """A password being chosen: 8 characters to 72 UTF-8 bytes (what bcrypt reads), no NUL."""
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical_uuid(raw: str) -> uuid.UUID | None:
+    """A path id in the standard 8-4-4-4-12 form (either case), or None. The hot reads take
+    only this spelling and leave every other one (and every malformed id) to the route's own
+    parsing, which answers it."""
+    lowered = raw.lower()
+    return uuid.UUID(lowered) if _CANONICAL_UUID.fullmatch(lowered) else None

@@ -1,50 +1,38 @@
-"""Hot reads (pure ASGI): cache hits answered before the framework routes the request.
+"""Hot reads (pure ASGI): the few hottest reads answered before the framework routes them.
 
-A cached read's answer is stored bytes. Routing it through the framework — route matching,
-dependency resolution, the endpoint, a `Response` object and its middleware — costs several
-times more than the cache hit itself (measured: over half of a cached item read's server CPU).
-So, for the few reads that are hot, the slice that owns them offers a `HotRead`: given the
-path's parameters and the query string, the stored bytes when the cache holds them, or None.
-This layer, behind the rate limiter and in front of the framework, answers a hit at once and
-hands everything else — a miss, a query it does not know, a request with credentials, HEAD
-excepted — to the framework's route, which is the one implementation of the read (and of its
-OpenAPI description): a hot read only ever answers what that route would answer from the same
-cache entry.
+A hot read's answer is bytes it already has — a cache entry, or a document one prepared
+statement returns. Routing it through the framework — route matching, dependency resolution,
+the endpoint, a `Response` object and its middleware — costs several times more than getting
+those bytes (measured: over half of a cached item read's server CPU). So, for the few reads
+that are hot, the slice that owns them offers a `HotRead`: given the path's parameters and
+the query string, the body of a 200 answer, or None. This layer, behind the rate limiter and
+in front of the framework, answers at once and hands everything else — a cache miss, an
+unknown id, a query it does not know, a request with credentials, HEAD excepted — to the
+framework's route, which is the one implementation of the read (of its errors, and of its
+OpenAPI description): a hot read only ever answers what that route would answer.
 
 What stays the same for an answer given here: the edge's ids, security headers, access line
 and metrics (the route template is set in the scope, as the router would), the rate limit and
-its headers, the server span (with a `hot_read` child span instead of the use case's),
-`Cache-Status: inkwell; hit`, `cache_requests_total`.
+its headers, the server span (with a `hot_read` child span instead of the use case's); for a
+cached read also `Cache-Status: inkwell; hit` and `cache_requests_total`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from opentelemetry import trace
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from src.core.hot_reads import HotRead
 from src.core.resources import Resources
 
 tracer = trace.get_tracer(__name__)
 
-# The stored bytes of a hit, or None (the framework's route answers instead).
-HotAnswer = Callable[[Resources, Mapping[str, str], bytes], Awaitable[bytes | None]]
-
-_HIT_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"content-type", b"application/json"),
-    (b"cache-status", b"inkwell; hit"),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class HotRead:
-    """A `GET` route template (exactly as the framework's route declares it) and its answer."""
-
-    template: str
-    answer: HotAnswer
+_JSON = (b"content-type", b"application/json")
+_CACHE_HIT = (b"cache-status", b"inkwell; hit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +48,7 @@ class _Compiled:
     pattern: re.Pattern[str]
     read: HotRead
     route: _RouteTemplate  # built once, put in the scope of every answer
+    headers: tuple[tuple[bytes, bytes], ...]
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -75,7 +64,12 @@ class HotReads:
     def __init__(self, app: ASGIApp, reads: Sequence[HotRead]) -> None:
         self.app = app
         compiled = [
-            _Compiled(_compile(read.template), read, _RouteTemplate(read.template))
+            _Compiled(
+                _compile(read.template),
+                read,
+                _RouteTemplate(read.template),
+                (_JSON, _CACHE_HIT) if read.cached else (_JSON,),
+            )
             for read in reads
         ]
         self._exact = {c.read.template: c for c in compiled if "{" not in c.read.template}
@@ -102,12 +96,13 @@ class HotReads:
             await self.app(scope, receive, send)
             return
         resources: Resources = scope["app"].state.resources
-        # Its own span: the cache command it sends belongs under something in the trace, and
-        # on a miss the route's use case span follows it.
+        # Its own span: the cache command or statement it sends belongs under something in
+        # the trace, and when it does not answer the route's use case span follows it.
         with tracer.start_as_current_span("hot_read") as span:
             span.set_attribute("http.route", found.read.template)
             body = await found.read.answer(resources, params, scope.get("query_string", b""))
-            span.set_attribute("cache.status", "miss" if body is None else "hit")
+            if found.read.cached:
+                span.set_attribute("cache.status", "miss" if body is None else "hit")
         if body is None:
             await self.app(scope, receive, send)
             return
@@ -116,7 +111,7 @@ class HotReads:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*_HIT_HEADERS, (b"content-length", str(len(body)).encode())],
+                "headers": [*found.headers, (b"content-length", str(len(body)).encode())],
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -141,3 +141,40 @@ async def test_hot_answers_are_rate_limited_like_any_other(
         limited = await client.get(f"/api/v1/content/{item['id']}")
 
         assert_problem(limited, 429, "rate_limited")
+
+
+async def test_a_profile_is_answered_before_the_router_and_never_from_a_cache(
+    client: httpx.AsyncClient, recorded_spans: InMemorySpanExporter
+) -> None:
+    author = await authed_user(client)
+    await publish(client, author)
+    path = f"/api/v1/users/{author['id']}"
+    through_route = await client.get(path, headers=author["headers"])  # credentials: the route
+    recorded_spans.clear()
+
+    hot = await client.get(path)
+
+    assert hot.status_code == 200
+    assert hot.content == through_route.content
+    assert hot.headers["content-type"] == "application/json"
+    assert "cache-status" not in hot.headers
+    assert hot.headers["x-content-type-options"] == "nosniff"
+    assert "hot_read" in _names(recorded_spans)
+    renamed = await client.patch(
+        "/api/v1/users/me", json={"display_name": "Renamed"}, headers=author["headers"]
+    )
+    assert renamed.status_code == 200
+    assert (await client.get(path)).json()["display_name"] == "Renamed"  # the very next read
+    assert (await client.get(path.upper().replace("/API/V1/USERS/", "/api/v1/users/"))).json()[
+        "display_name"
+    ] == "Renamed"
+
+
+async def test_a_profile_the_hot_path_cannot_answer_is_the_route_s(
+    client: httpx.AsyncClient,
+) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+
+    assert_problem(await client.get(f"/api/v1/users/{unknown}"), 404, "user_not_found")
+    assert_problem(await client.get("/api/v1/users/not-an-id"), 422, "validation_error")
+    assert_problem(await client.get("/api/v1/users/me"), 401, "not_authenticated")

@@ -11,28 +11,28 @@ with credentials never come here, so a hit answers everyone the same.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 
+from src.core.hot_reads import HotRead
 from src.core.resources import Resources
+from src.core.validation import canonical_uuid
 from src.slices.content.keys import ITEM_CACHE, LIST_CACHE, LIST_GENERATION, item_key, list_key
 
 ITEM_TEMPLATE = "/api/v1/content/{content_id}"
 LIST_TEMPLATE = "/api/v1/content"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PLAIN_LIMIT = re.compile(rb"limit=([1-9][0-9]{0,2})")
 
 
 async def cached_item(
     resources: Resources, params: Mapping[str, str], query: bytes
 ) -> bytes | None:
-    raw = params["content_id"].lower()
-    if _CANONICAL_ID.fullmatch(raw) is None:
+    content_id = canonical_uuid(params["content_id"])
+    if content_id is None:
         return None  # `/content/feed`, `/content/slug`, a malformed id: the router's
     ttl = resources.settings.content_cache_ttl_seconds
-    return await resources.cache.peek(ITEM_CACHE, item_key(uuid.UUID(raw)), ttl)
+    return await resources.cache.peek(ITEM_CACHE, item_key(content_id), ttl)
 
 
 async def cached_first_page(
@@ -51,4 +51,4 @@ async def cached_first_page(
     return await resources.cache.peek_versioned(LIST_CACHE, LIST_GENERATION, key, ttl)
 
 
-HOT_READS = ((ITEM_TEMPLATE, cached_item), (LIST_TEMPLATE, cached_first_page))
+HOT_READS = (HotRead(ITEM_TEMPLATE, cached_item), HotRead(LIST_TEMPLATE, cached_first_page))
