@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     # A fixed pool by default: SQLAlchemy closes an overflow connection at check-in whenever
     # `db_pool_size` others are idle, so under steady load past the pool size connections are
     # opened and closed all the time (measured: a third of the profile read's server CPU, and
-    # the pool-timeout 503s under 64 concurrent profile reads).
-    db_pool_size: int = Field(default=20, ge=1)
+    # the pool-timeout 503s under 64 concurrent profile reads). Unset: see `pool_size`.
+    db_pool_size: int | None = Field(default=None, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_connect_timeout_seconds: float = Field(default=3.0, gt=0)

@@ -14,6 +14,7 @@ the database lock instead of failing when one upgrades a read lock.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,6 +36,28 @@ EngineRole = Literal["write", "read"]
 PING_IDLE_SECONDS = 1.0
 
 
+POSTGRES_POOL_SIZE = 20
+
+
+def pool_size(settings: Settings, url: str, role: EngineRole) -> int:
+    """`DB_POOL_SIZE`, or by default 20, except SQLite's read engine: one connection per CPU
+    core (at least 2). A SQLite statement runs in its connection's own thread (aiosqlite),
+    outside the GIL, so threads beyond the cores only contend: measured on 2 cores, a profile
+    read cost 1,106 µs of server CPU with 20 connections, 900 with 4 and 750 with 2. (The
+    write engine keeps 20: a command may hold a second connection for its look-ups.)"""
+    if settings.db_pool_size is not None:
+        return settings.db_pool_size
+    if url.startswith("sqlite") and role == "read":
+        return max(2, _cores())
+    return POSTGRES_POOL_SIZE
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may run on (Linux)
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine:
     """An async engine for `url`, tuned for its backend and role."""
     options: dict[str, Any] = {"pool_recycle": 1800}
@@ -43,14 +66,15 @@ def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine
     if url.startswith("sqlite"):
         ensure_sqlite_directory(url)
         options["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
-        options.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        options["pool_size"] = pool_size(settings, url, role)
+        options["max_overflow"] = settings.db_max_overflow
         options["pool_timeout"] = settings.db_pool_timeout_seconds
         engine = _create_async_engine(url, options)
         _tune_sqlite(engine, settings, role)
         ping_when_idle(engine)
         return engine
     options.update(
-        pool_size=settings.db_pool_size,
+        pool_size=pool_size(settings, url, role),
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
     )
