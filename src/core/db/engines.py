@@ -63,6 +63,9 @@ def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine
     options: dict[str, Any] = {"pool_recycle": 1800}
     if role == "read":
         options["isolation_level"] = "AUTOCOMMIT"
+        # Nothing to roll back at check-in: the read engine never opens a transaction. The
+        # pool's rollback was a thread hop per read on aiosqlite (~55-80 µs of CPU).
+        options["pool_reset_on_return"] = None
     if url.startswith("sqlite"):
         ensure_sqlite_directory(url)
         options["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
