@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from src.core.hot_reads import HotRead
 from src.core.resources import Resources
+from src.core.spans import child_span
 
 tracer = trace.get_tracer(__name__)
 
@@ -98,7 +99,7 @@ class HotReads:
         resources: Resources = scope["app"].state.resources
         # Its own span: the cache command or statement it sends belongs under something in
         # the trace, and when it does not answer the route's use case span follows it.
-        with tracer.start_as_current_span("hot_read") as span:
+        with child_span(tracer, "hot_read") as span:
             span.set_attribute("http.route", found.read.template)
             body = await found.read.answer(resources, params, scope.get("query_string", b""))
             if found.read.cached:

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
+from src.core.spans import child_span
+
 tracer = trace.get_tracer(__name__)
 
 T = TypeVar("T")
@@ -61,7 +63,8 @@ async def run_on_driver(
     """
     connection: PoolProxiedConnection = await engine.raw_connection()
     try:
-        with tracer.start_as_current_span(
+        with child_span(
+            tracer,
             f"{operation} {collection}",
             kind=trace.SpanKind.CLIENT,
             attributes={

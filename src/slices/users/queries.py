@@ -16,6 +16,7 @@ from src.core.db.read import ReadHandle
 from src.core.errors.types import InvalidToken
 from src.core.identity import Principal
 from src.core.pagination import CursorCodec, Keyset, split_page
+from src.core.spans import child_span
 from src.core.tables import contents_read, users_read
 from src.slices.users.errors import UserNotFound
 from src.slices.users.schemas import PrivateProfile, UserPage, UserPublic
@@ -172,7 +173,7 @@ class GetUser:
 
     async def execute(self, user_id: uuid.UUID) -> bytes:
         """The `UserProfile` JSON body."""
-        with tracer.start_as_current_span("users.get") as span:
+        with child_span(tracer, "users.get") as span:
             span.set_attribute("user.id", str(user_id))
             on_driver = _DRIVER_PROFILES.get(self.read.driver)
             if on_driver is None:
