@@ -62,8 +62,8 @@ REDIS_PREFIX = "inkwell-bench:"
 UNREACHABLE_LIMIT = "1000000000/minute"
 TARGETS = {  # name -> (DESIGN.md target ratio, description)
     "content": (0.60, "GET /api/v1/content/{id} (cached)"),
-    "user": (0.40, "GET /api/v1/users/{id} (read model)"),
-    "list": (None, "GET /api/v1/content (first page)"),
+    "user": (0.40, "GET /api/v1/users/{id} (not cached)"),
+    "list": (0.50, "GET /api/v1/content (first page, cached)"),
 }
 
 
@@ -558,7 +558,8 @@ def print_table(results: dict[str, Any], args: argparse.Namespace, cores: int) -
                 line += " | | | |"
                 continue
             ratio = f"{cell['ratio']:.0%}" if "ratio" in cell else ""
-            if row.get("target") is not None and "ratio" in cell:
+            # The budget holds without OTLP export; that column says what tracing costs.
+            if row.get("target") is not None and "ratio" in cell and variant != "otlp":
                 ratio += " ok" if cell["ratio"] >= row["target"] else " MISS"
             p99 = f"{cell['p99_ms']:.2f}" if cell.get("p99_ms") is not None else ""
             if row.get("p99_target_ms") is not None and cell.get("p99_ms") is not None:
