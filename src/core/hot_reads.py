@@ -1,5 +1,6 @@
 """What a slice offers the hot-read layer (`src/middleware/hot_reads.py`): a `GET` route's
-template and a function giving the body of its 200 answer, or None to let the route answer."""
+template and a function giving the body of its 200 answer, or None to let the route answer;
+it may raise the `AppError` the route's use case raises, answered as the route would."""
 
 from __future__ import annotations
 

@@ -5,10 +5,11 @@ statement returns. Routing it through the framework — route matching, dependen
 the endpoint, a `Response` object and its middleware — costs several times more than getting
 those bytes (measured: over half of a cached item read's server CPU). So, for the few reads
 that are hot, the slice that owns them offers a `HotRead`: given the path's parameters and
-the query string, the body of a 200 answer, or None. This layer, behind the rate limiter and
-in front of the framework, answers at once and hands everything else — a cache miss, an
-unknown id, a query it does not know, a request with credentials, HEAD excepted — to the
-framework's route, which is the one implementation of the read (of its errors, and of its
+the query string, the body of a 200 answer, or None; or it raises the `AppError` the route's
+use case raises (an unknown user's 404), answered as the route's exception handler would.
+This layer, behind the rate limiter and in front of the framework, answers at once and hands
+everything else — a cache miss, a query it does not know, a request with credentials, HEAD
+excepted — to the framework's route, which is the one implementation of the read (and of its
 OpenAPI description): a hot read only ever answers what that route would answer.
 
 What stays the same for an answer given here: the edge's ids, security headers, access line
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from src.core.errors.problems import send_error
+from src.core.errors.types import AppError
 from src.core.hot_reads import HotRead
 from src.core.resources import Resources
 from src.core.spans import child_span
@@ -99,11 +102,16 @@ class HotReads:
         resources: Resources = scope["app"].state.resources
         # Its own span: the cache command or statement it sends belongs under something in
         # the trace, and when it does not answer the route's use case span follows it.
-        with child_span(tracer, "hot_read") as span:
-            span.set_attribute("http.route", found.read.template)
-            body = await found.read.answer(resources, params, scope.get("query_string", b""))
-            if found.read.cached:
-                span.set_attribute("cache.status", "miss" if body is None else "hit")
+        try:
+            with child_span(tracer, "hot_read") as span:
+                span.set_attribute("http.route", found.read.template)
+                body = await found.read.answer(resources, params, scope.get("query_string", b""))
+                if found.read.cached:
+                    span.set_attribute("cache.status", "miss" if body is None else "hit")
+        except AppError as error:  # the route's own error (a profile's 404): the same problem
+            scope["route"] = found.route
+            await send_error(send, scope, error)
+            return
         if body is None:
             await self.app(scope, receive, send)
             return

@@ -16,6 +16,19 @@ def _names(spans: InMemorySpanExporter) -> list[str]:
     return [span.name for span in spans.get_finished_spans()]
 
 
+def _answered_by_the_hot_read(spans: InMemorySpanExporter, use_case: str) -> bool:
+    """The use case ran once, under the `hot_read` span (not again under the route)."""
+    finished = spans.get_finished_spans()
+    hot = [span for span in finished if span.name == "hot_read"]
+    runs = [span for span in finished if span.name == use_case]
+    return (
+        len(hot) == 1
+        and len(runs) == 1
+        and runs[0].parent is not None
+        and runs[0].parent.span_id == hot[0].context.span_id
+    )
+
+
 async def _cached_item(client: httpx.AsyncClient) -> tuple[dict[str, object], httpx.Response]:
     author = await authed_user(client)
     item = await publish(client, author)
@@ -159,7 +172,7 @@ async def test_a_profile_is_answered_before_the_router_and_never_from_a_cache(
     assert hot.headers["content-type"] == "application/json"
     assert "cache-status" not in hot.headers
     assert hot.headers["x-content-type-options"] == "nosniff"
-    assert "hot_read" in _names(recorded_spans)
+    assert _answered_by_the_hot_read(recorded_spans, "users.get")
     renamed = await client.patch(
         "/api/v1/users/me", json={"display_name": "Renamed"}, headers=author["headers"]
     )
@@ -170,11 +183,27 @@ async def test_a_profile_is_answered_before_the_router_and_never_from_a_cache(
     ] == "Renamed"
 
 
+async def test_an_unknown_profile_is_the_route_s_404_answered_with_one_query(
+    client: httpx.AsyncClient, recorded_spans: InMemorySpanExporter
+) -> None:
+    reader = await authed_user(client)
+    path = "/api/v1/users/00000000-0000-4000-8000-000000000000"
+    through_route = await client.get(path, headers=reader["headers"])
+    recorded_spans.clear()
+
+    hot = await client.get(path)
+
+    assert_problem(hot, 404, "user_not_found")
+    assert hot.headers["content-type"] == through_route.headers["content-type"]
+    without_ids = ("request_id",)
+    assert {k: v for k, v in hot.json().items() if k not in without_ids} == {
+        k: v for k, v in through_route.json().items() if k not in without_ids
+    }
+    assert _answered_by_the_hot_read(recorded_spans, "users.get")
+
+
 async def test_a_profile_the_hot_path_cannot_answer_is_the_route_s(
     client: httpx.AsyncClient,
 ) -> None:
-    unknown = "00000000-0000-4000-8000-000000000000"
-
-    assert_problem(await client.get(f"/api/v1/users/{unknown}"), 404, "user_not_found")
     assert_problem(await client.get("/api/v1/users/not-an-id"), 422, "validation_error")
     assert_problem(await client.get("/api/v1/users/me"), 401, "not_authenticated")

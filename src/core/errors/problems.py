@@ -91,9 +91,10 @@ async def send_problem(
     code: str,
     detail: str,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Answer with a problem directly over ASGI (for middleware, which runs outside FastAPI)."""
-    body = problem_body(status, code, detail, scope.get("path", ""))
+    body = problem_body(status, code, detail, scope.get("path", ""), extra=extra)
     await send(
         {
             "type": "http.response.start",
@@ -109,9 +110,12 @@ async def send_problem(
 
 
 async def send_error(send: Send, scope: Scope, error: AppError) -> None:
-    """`send_problem` for an `AppError`, with its headers."""
+    """`send_problem` for an `AppError`, with its headers and extra members: the answer the
+    exception handlers give it inside the framework."""
     headers = [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
-    await send_problem(send, scope, error.status, error.code, error.detail, headers)
+    await send_problem(
+        send, scope, error.status, error.code, error.detail, headers, extra=error.extra
+    )
 
 
 _LOGGED = "_inkwell_logged"
