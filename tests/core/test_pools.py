@@ -4,9 +4,11 @@ connection per core, because its reads run in their connections' threads."""
 from __future__ import annotations
 
 import os
+import pathlib
 
 import pytest
 
+from src.core.db import engines
 from src.core.db.engines import POSTGRES_POOL_SIZE, create_engine
 from src.settings import Settings
 
@@ -14,27 +16,30 @@ SQLITE = "sqlite+aiosqlite:///{folder}/pools.db"
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1/postgres"  # never connected to here
 
 
-def _cores() -> int:
+def _affinity() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @pytest.mark.parametrize(
     ("backend", "role", "expected"),
     [
-        ("sqlite", "read", max(2, _cores())),
+        ("sqlite", "read", None),  # one per usable core, at least 2
         ("sqlite", "write", POSTGRES_POOL_SIZE),
         ("postgres", "read", POSTGRES_POOL_SIZE),
         ("postgres", "write", POSTGRES_POOL_SIZE),
     ],
 )
 async def test_default_pools_are_fixed_and_sized_for_their_backend(
-    backend: str, role: str, expected: int, tmp_path: os.PathLike[str]
+    backend: str, role: str, expected: int | None, tmp_path: os.PathLike[str]
 ) -> None:
     url = SQLITE.format(folder=tmp_path) if backend == "sqlite" else POSTGRES
     engine = create_engine(url, Settings(database_url=url), role)  # type: ignore[arg-type]
     try:
         pool = engine.sync_engine.pool
-        assert pool.size() == expected  # type: ignore[attr-defined]
+        if expected is None:
+            assert 2 <= pool.size() <= max(2, _affinity())  # type: ignore[attr-defined]
+        else:
+            assert pool.size() == expected  # type: ignore[attr-defined]
         assert pool._max_overflow == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
@@ -48,3 +53,17 @@ async def test_db_pool_size_sizes_every_pool(tmp_path: os.PathLike[str]) -> None
             assert engine.sync_engine.pool.size() == 7  # type: ignore[attr-defined]
         finally:
             await engine.dispose()
+
+
+def test_a_container_cpu_limit_bounds_the_sqlite_read_pool(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")  # 1.5 CPUs: two cores' worth, rounded up
+    monkeypatch.setattr(engines, "CGROUP_CPU_MAX", cpu_max)
+    monkeypatch.setattr(engines.os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
+    url = SQLITE.format(folder=tmp_path)
+
+    assert engines.pool_size(Settings(database_url=url), url, "read") == 2
+    cpu_max.write_text("max 100000\n")
+    assert engines.pool_size(Settings(database_url=url), url, "read") == 16

@@ -52,10 +52,23 @@ def pool_size(settings: Settings, url: str, role: EngineRole) -> int:
     return POSTGRES_POOL_SIZE
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
 def _cores() -> int:
-    if hasattr(os, "sched_getaffinity"):  # the cores this process may run on (Linux)
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The cores this process may use: its affinity, bounded by a cgroup v2 CPU quota (a
+    container's CPU limit) when one is set."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))  # rounded up
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def create_engine(url: str, settings: Settings, role: EngineRole) -> AsyncEngine:
