@@ -323,6 +323,8 @@ os.register_at_fork(after_in_child=_writer.after_fork_in_child)
 # The least level number an access line needs to be written in the JSON format; None when
 # the format is not JSON (the line then goes through loguru, as every other line does).
 _access_threshold: int | None = None
+# The standard names' numbers, which loguru's levels share (copied once: the call copies).
+_LEVEL_NUMBERS = logging.getLevelNamesMapping()
 
 
 def access_line(
@@ -346,7 +348,7 @@ def access_line(
             client=client,
         ).log(level, "{} {} {}", method, route, status)
         return
-    if _LEVELS[level] < threshold:
+    if _LEVEL_NUMBERS.get(level, logging.INFO) < threshold:
         return
     context = trace.get_current_span().get_span_context()
     valid = context.is_valid
@@ -368,9 +370,6 @@ def access_line(
             )
         )
     )
-
-
-_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO}
 
 
 def flush_logs(timeout: float = 5.0) -> None:

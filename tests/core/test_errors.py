@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from src.core.errors.problems import problem_response, send_error
+from src.core.errors.types import ValidationFailed
 from src.main import create_app
 from src.settings import Settings
 from tests.conftest import BASE_SETTINGS
@@ -67,3 +71,19 @@ async def test_unopenable_sqlite_is_503_service_unavailable(tmp_path: Path) -> N
     async with app.router.lifespan_context(app), client:
         response = await client.get("/api/v1/users")
     assert_problem(response, 503, "service_unavailable")
+
+
+async def test_a_middleware_s_problem_carries_the_error_s_extra_members() -> None:
+    # send_error (outside the framework) answers an AppError as the exception handlers do.
+    error = ValidationFailed(errors=[{"field": "limit", "message": "too large"}])
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await send_error(send, {"type": "http", "path": "/api/v1/content"}, error)
+
+    start, body = sent
+    assert start["status"] == 422
+    assert body["body"] == problem_response(error, "/api/v1/content").body
+    assert json.loads(body["body"])["errors"] == [{"field": "limit", "message": "too large"}]

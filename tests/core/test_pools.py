@@ -7,6 +7,7 @@ import os
 import pathlib
 
 import pytest
+from sqlalchemy.pool.base import ResetStyle
 
 from src.core.db import engines
 from src.core.db.engines import POSTGRES_POOL_SIZE, create_engine
@@ -67,3 +68,19 @@ def test_a_container_cpu_limit_bounds_the_sqlite_read_pool(
     assert engines.pool_size(Settings(database_url=url), url, "read") == 2
     cpu_max.write_text("max 100000\n")
     assert engines.pool_size(Settings(database_url=url), url, "read") == 16
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_only_the_read_pool_skips_the_rollback_at_check_in(
+    backend: str, tmp_path: os.PathLike[str]
+) -> None:
+    # The read engine is autocommit and never opens a transaction; the write engine's
+    # connections may come back from a failed command and must be rolled back.
+    url = SQLITE.format(folder=tmp_path) if backend == "sqlite" else POSTGRES
+    expected = {"read": ResetStyle.reset_none, "write": ResetStyle.reset_rollback}
+    for role, reset in expected.items():
+        engine = create_engine(url, Settings(database_url=url), role)  # type: ignore[arg-type]
+        try:
+            assert engine.sync_engine.pool._reset_on_return is reset  # type: ignore[attr-defined]
+        finally:
+            await engine.dispose()

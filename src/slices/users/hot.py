@@ -3,8 +3,8 @@ request (see `src/middleware/hot_reads.py`).
 
 A profile is never cached (profile data must always be fresh), so the hot read runs the
 route's own query — one prepared statement on the driver's connection — and answers with
-its result: the profile, or the use case's `UserNotFound` (an unknown or deactivated user),
-which the layer answers as the route's 404, so that unknown ids do not run the query twice.
+its result: the profile, or the use case's `UserNotFound` (no user has the id), which the
+layer answers as the route's 404, so that unknown ids do not run the query twice.
 A malformed or non-canonical id and `/users/me` are left to the route.
 """
 
