@@ -5,7 +5,7 @@ measures, in one process on uvloop, against a fresh database of each backend (Po
 reachable, and the embedded SQLite):
 
 1. the check alone, `live_principal()`, as shipped: a prepared statement on the driver's own
-   connection from the write engine's pool;
+   connection from the write engine's pool (held between checks);
 2. the same statement through SQLAlchemy Core on a pooled autocommit connection (the
    alternative it replaces), and verifying the JWT alone (what every request paid before);
 3. a whole authenticated request, `GET /api/v1/users/me` through every middleware in process,
@@ -92,12 +92,13 @@ async def measure(name: str, settings: Settings, iterations: int, rounds: int) -
         login = await client.post("/api/v1/auth/login", json=credentials)
         tokens = login.json()
         resources = client.app.state.resources  # type: ignore[attr-defined]
-        engine = resources.database.write_engine
+        primary = resources.database.primary
+        engine = primary.engine
         claims = resources.tokens.decode(tokens["access_token"], "access")
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
 
         async def check() -> None:
-            assert await identity.live_principal(engine, claims) is not None
+            assert await identity.live_principal(primary, claims) is not None
 
         async def core() -> None:
             assert await identity._core_look_up(engine, claims) is not None

@@ -13,9 +13,10 @@ change or a deactivation takes effect on the next request with the tokens alread
 The look-up reads the **primary**, never the replica: a replica that lags would accept a
 session that has just ended (the point of ending it is lost) and refuse one that has just
 begun (a fresh login answering 401). It runs on the driver's own connection from the write
-engine's pool as a prepared statement (asyncpg and sqlite3 both cache them per connection;
-`src/core/db/driver.py`): SQLAlchemy's per-statement cost would otherwise be most of the check
-(measured in `loadtests/session_check.py`). Other drivers take the SQLAlchemy Core path.
+engine's pool (`Database.primary`, which holds a few between checks) as a prepared statement
+(asyncpg and sqlite3 both cache them per connection; `src/core/db/driver.py`): SQLAlchemy's
+per-statement cost would otherwise be most of the check (measured in
+`loadtests/session_check.py`). Other drivers take the SQLAlchemy Core path.
 
 A token is verified once per request, whoever asks first (rate limit, idempotency, route):
 the outcome is kept in the ASGI scope, keyed by the exact token string.
@@ -35,7 +36,7 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Scope
 
-from src.core.db.driver import run_on_driver
+from src.core.db.driver import DriverConnections
 from src.core.errors.types import InvalidToken, Unauthenticated
 from src.core.security import TokenClaims, TokenService
 from src.core.tables import sessions, users, utcnow
@@ -71,7 +72,7 @@ async def current_principal(
         raise Unauthenticated()
     resources = request.app.state.resources
     principal = await principal_of(
-        request.scope, token, resources.tokens, resources.database.write_engine
+        request.scope, token, resources.tokens, resources.database.primary
     )
     if principal is None:
         raise InvalidToken()
@@ -82,7 +83,7 @@ _PRINCIPAL_KEY = "inkwell.principal"
 
 
 async def principal_of(
-    scope: Scope, token: str, tokens: TokenService, engine: AsyncEngine
+    scope: Scope, token: str, tokens: TokenService, primary: DriverConnections
 ) -> Principal | None:
     """The live principal of access token `token`, or None (invalid token, ended session).
 
@@ -94,7 +95,7 @@ async def principal_of(
         known: Principal | None = cached[1]
         return known
     claims = access_claims(scope, token, tokens)
-    principal = None if claims is None else await live_principal(engine, claims)
+    principal = None if claims is None else await live_principal(primary, claims)
     scope[_PRINCIPAL_KEY] = (token, principal)
     return principal
 
@@ -165,24 +166,24 @@ async def _sqlite_look_up(
 _RAW_LOOK_UPS: dict[str, LookUp] = {"asyncpg": _asyncpg_look_up, "aiosqlite": _sqlite_look_up}
 
 
-async def live_principal(engine: AsyncEngine, claims: TokenClaims) -> Principal | None:
+async def live_principal(primary: DriverConnections, claims: TokenClaims) -> Principal | None:
     """The principal of `claims` if its session is live on the primary, else None."""
-    look_up = _RAW_LOOK_UPS.get(engine.dialect.driver)
+    look_up = _RAW_LOOK_UPS.get(primary.driver)
     if look_up is None:
-        row = await _core_look_up(engine, claims)
+        row = await _core_look_up(primary.engine, claims)
     else:
-        row = await _raw_look_up(engine, look_up, claims)
+        row = await _raw_look_up(primary, look_up, claims)
     if row is None or not row[0]:
         return None
     role: Role = row[1] if row[1] in ROLES else "viewer"  # the table's check allows no other
     return Principal(claims.subject, claims.session_id, role)
 
 
-async def _raw_look_up(engine: AsyncEngine, look_up: LookUp, claims: TokenClaims) -> Row:
+async def _raw_look_up(primary: DriverConnections, look_up: LookUp, claims: TokenClaims) -> Row:
     async def run(driver: Any) -> Row:
         return await look_up(driver, claims.session_id, claims.subject, utcnow())
 
-    return await run_on_driver(engine, run, operation="SELECT", collection="sessions")
+    return await primary.run(run, operation="SELECT", collection="sessions")
 
 
 async def _core_look_up(engine: AsyncEngine, claims: TokenClaims) -> Row:

@@ -99,9 +99,7 @@ class CommandBoundary:
         token = bearer_token(scope)
         if token is not None:
             resources = runtime.resources
-            caller = await principal_of(
-                scope, token, resources.tokens, resources.database.write_engine
-            )
+            caller = await principal_of(scope, token, resources.tokens, resources.database.primary)
             if caller is None:
                 # An invalid token or an ended session: nothing is replayed to it or stored
                 # for it; the route answers 401.

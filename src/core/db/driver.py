@@ -3,10 +3,17 @@ dominates.
 
 A pooled primary-key read through SQLAlchemy Core costs several hundred µs of client CPU;
 the same statement sent by asyncpg as a prepared statement costs a small fraction of that
-(`loadtests/session_check.py`). `run_on_driver` checks a connection out of an engine's pool
-(the pool's checkout rules, such as the ping after idling, still apply), hands the driver's
-connection to the caller's function, and gives the round trip the CLIENT span the SQLAlchemy
+(`loadtests/session_check.py`). `DriverConnections.run` hands the driver's connection of one
+engine to the caller's function, and gives the round trip the CLIENT span the SQLAlchemy
 instrumentation would have (it does not see the driver's own statements).
+
+Checking a connection out of SQLAlchemy's pool and back in cost about 80 µs of CPU per
+statement (greenlet hops, the pool's events, its queue) — more than the statement itself. So
+a `DriverConnections` keeps the connections it used checked out between statements, for at
+most `hold_seconds` (the engine's ping-after-idle window, so a held connection is never older
+than one the pool would hand out without a ping) and at most `keep` of them (so the rest of
+the pool stays for everything else). Idle ones beyond that go back to the pool, from a timer
+when no statement comes. They count as checked out in `db_pool_connections`.
 
 asyncpg keeps a cache of prepared statements per connection, keyed by the SQL text, so the
 same text is parsed and planned once per connection; sqlite3 does the same for its
@@ -16,11 +23,14 @@ Core path for any other.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import asyncpg
+from loguru import logger
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
@@ -43,42 +53,116 @@ _DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-def driver_name(engine: AsyncEngine) -> str:
-    """`asyncpg`, `aiosqlite`, …: which fast path (if any) `engine` can take."""
-    return str(engine.dialect.driver)
+class DriverConnections:
+    """Driver connections of one engine for its hot statements, held between them."""
+
+    def __init__(self, engine: AsyncEngine, *, keep: int, hold_seconds: float) -> None:
+        self.engine = engine
+        self.driver = str(engine.dialect.driver)
+        self._keep = keep
+        self._hold_seconds = hold_seconds
+        # (when it was given back, connection), oldest first: the newest is taken first, so
+        # the list stays in time order and what went stale is a prefix of it.
+        self._idle: list[tuple[float, PoolProxiedConnection]] = []
+        self._trim_timer: asyncio.TimerHandle | None = None
+        self._releasing: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def held(self) -> int:
+        """Connections held idle for the next statement."""
+        return len(self._idle)
+
+    async def run(
+        self, run: Callable[[Any], Awaitable[T]], *, operation: str, collection: str
+    ) -> T:
+        """`run(driver_connection)` on one of this engine's connections, in a CLIENT span.
+
+        A connection that failed or was interrupted mid-statement is invalidated, never handed
+        out again; a failure meaning the database is unreachable is raised as
+        `ConnectionError` (answered 503 like SQLAlchemy's own), chained to the driver's error,
+        and the idle connections are discarded too (their sockets are as suspect).
+        """
+        connection = await self._take()
+        try:
+            with child_span(
+                tracer,
+                f"{operation} {collection}",
+                kind=trace.SpanKind.CLIENT,
+                attributes={
+                    "db.system.name": self.engine.dialect.name,
+                    "db.operation.name": operation,
+                    "db.collection.name": collection,
+                },
+            ):
+                result = await run(connection.driver_connection)
+        except BaseException as error:
+            await greenlet_spawn(connection.invalidate, error)
+            if isinstance(error, _DRIVER_UNAVAILABLE):
+                await self._discard_idle(error)
+                unreachable = f"{operation} {collection}: the database could not be reached"
+                raise ConnectionError(unreachable) from error
+            raise
+        await self._give_back(connection)
+        return result
+
+    async def close(self) -> None:
+        """Hand every held connection back to the pool (before the engine is disposed)."""
+        self._closed = True
+        if self._trim_timer is not None:
+            self._trim_timer.cancel()
+            self._trim_timer = None
+        idle, self._idle = self._idle, []
+        await _check_in(connection for _, connection in idle)
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
+
+    async def _take(self) -> PoolProxiedConnection:
+        if self._idle and time.monotonic() - self._idle[-1][0] > self._hold_seconds:
+            # Even the newest went stale (a lull the timer has not caught yet): all go back
+            # to the pool, whose checkout pings a connection idle that long.
+            idle, self._idle = self._idle, []
+            await _check_in(connection for _, connection in idle)
+        if self._idle:
+            return self._idle.pop()[1]
+        return await self.engine.raw_connection()
+
+    async def _give_back(self, connection: PoolProxiedConnection) -> None:
+        if self._closed or len(self._idle) >= self._keep:
+            await greenlet_spawn(connection.close)
+            return
+        self._idle.append((time.monotonic(), connection))
+        if self._trim_timer is None:
+            self._trim_timer = asyncio.get_running_loop().call_later(self._hold_seconds, self._trim)
+
+    def _trim(self) -> None:
+        """The timer: hand back what has been idle for `hold_seconds`; look again later."""
+        self._trim_timer = None
+        now = time.monotonic()
+        stale = 0
+        while stale < len(self._idle) and now - self._idle[stale][0] >= self._hold_seconds:
+            stale += 1
+        if stale:
+            released, self._idle = self._idle[:stale], self._idle[stale:]
+            self._in_background(_check_in(connection for _, connection in released))
+        if self._idle:
+            due = self._idle[0][0] + self._hold_seconds - now
+            self._trim_timer = asyncio.get_running_loop().call_later(due, self._trim)
+
+    async def _discard_idle(self, error: BaseException) -> None:
+        idle, self._idle = self._idle, []
+        for _, connection in idle:
+            await greenlet_spawn(connection.invalidate, error)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
 
-async def run_on_driver(
-    engine: AsyncEngine,
-    run: Callable[[Any], Awaitable[T]],
-    *,
-    operation: str,
-    collection: str,
-) -> T:
-    """`run(driver_connection)` on a connection from `engine`'s pool, inside a CLIENT span.
-
-    A connection that failed or was interrupted mid-statement is invalidated, never handed
-    out again; a failure meaning the database is unreachable is raised as `ConnectionError`
-    (answered 503 like SQLAlchemy's own), chained to the driver's error.
-    """
-    connection: PoolProxiedConnection = await engine.raw_connection()
-    try:
-        with child_span(
-            tracer,
-            f"{operation} {collection}",
-            kind=trace.SpanKind.CLIENT,
-            attributes={
-                "db.system.name": engine.dialect.name,
-                "db.operation.name": operation,
-                "db.collection.name": collection,
-            },
-        ):
-            result = await run(connection.driver_connection)
-    except BaseException as error:
-        await greenlet_spawn(connection.invalidate, error)
-        if isinstance(error, _DRIVER_UNAVAILABLE):
-            unreachable = f"{operation} {collection}: the database could not be reached"
-            raise ConnectionError(unreachable) from error
-        raise
-    await greenlet_spawn(connection.close)
-    return result
+async def _check_in(connections: Iterable[PoolProxiedConnection]) -> None:
+    for connection in connections:
+        try:
+            await greenlet_spawn(connection.close)
+        except Exception as error:  # the pool logs and discards a connection it cannot reset
+            logger.warning("a held database connection could not be checked in: {}", error)

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from src.core.db.driver import DriverConnections
 from src.core.db.read import ReadHandle
 from src.settings import Settings
 
@@ -144,6 +145,14 @@ def ping_when_idle(engine: AsyncEngine, idle_seconds: float = PING_IDLE_SECONDS)
             raise DisconnectionError("ping failed")
 
 
+def held_driver_connections(engine: AsyncEngine) -> DriverConnections:
+    """Up to half of `engine`'s pool held for its hot statements, for the ping-after-idle
+    window at most (see `src.core.db.driver`)."""
+    size = getattr(engine.sync_engine.pool, "size", None)
+    keep = max(1, size() // 2) if callable(size) else 1
+    return DriverConnections(engine, keep=keep, hold_seconds=PING_IDLE_SECONDS)
+
+
 def ensure_sqlite_directory(url: str) -> None:
     """Create the folder of a file-backed SQLite database (`./var` by default)."""
     database = make_url(url).database
@@ -183,13 +192,17 @@ class Database:
         self.settings = settings
         self.write_engine = create_engine(settings.database_url, settings, "write")
         self.read_engine = create_engine(settings.effective_read_database_url, settings, "read")
-        self.read = ReadHandle(self.read_engine)
+        # The hot statements' connections: the session check on the primary, the hot reads.
+        self.primary = held_driver_connections(self.write_engine)
+        self.read = ReadHandle(self.read_engine, held_driver_connections(self.read_engine))
 
     @property
     def engines(self) -> dict[EngineRole, AsyncEngine]:
         return {"write": self.write_engine, "read": self.read_engine}
 
     async def dispose(self) -> None:
+        await self.primary.close()
+        await self.read.close()
         await self.write_engine.dispose()
         await self.read_engine.dispose()
 

@@ -14,16 +14,17 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 
-from src.core.db.driver import run_on_driver
+from src.core.db.driver import DriverConnections
 
 T = TypeVar("T")
 
 
 class ReadHandle:
-    __slots__ = ("_engine",)
+    __slots__ = ("_drivers", "_engine")
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, drivers: DriverConnections) -> None:
         self._engine = engine
+        self._drivers = drivers
 
     @property
     def dialect(self) -> str:
@@ -33,13 +34,17 @@ class ReadHandle:
     @property
     def driver(self) -> str:
         """`asyncpg`, `aiosqlite`, …: for the hot reads that run on the driver's connection."""
-        return str(self._engine.dialect.driver)
+        return self._drivers.driver
 
     async def on_driver(
         self, run: Callable[[Any], Awaitable[T]], *, operation: str, collection: str
     ) -> T:
         """`run(driver_connection)` on a read-engine connection (see `src.core.db.driver`)."""
-        return await run_on_driver(self._engine, run, operation=operation, collection=collection)
+        return await self._drivers.run(run, operation=operation, collection=collection)
+
+    async def close(self) -> None:
+        """Hand the held driver connections back to the pool (before it is disposed)."""
+        await self._drivers.close()
 
     async def all(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None

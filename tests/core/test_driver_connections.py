@@ -1,0 +1,201 @@
+"""The hot statements' driver connections: held checked out of the engine's pool between
+statements, at most `keep` of them and for at most `hold_seconds`, and never a broken one."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.core.db.driver import DriverConnections
+from src.core.db.engines import create_engine
+from tests.conftest import Backend
+
+HOLD = 0.2
+
+
+@pytest.fixture
+async def engine(backend: Backend) -> AsyncIterator[AsyncEngine]:
+    created = create_engine(backend.database_url, backend.settings(db_pool_size=4), "read")
+    try:
+        yield created
+    finally:
+        await created.dispose()
+
+
+def _checkouts(engine: AsyncEngine) -> list[Any]:
+    """The pool's checkouts as they happen, by driver connection."""
+    seen: list[Any] = []
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        seen.append(dbapi_connection)
+
+    return seen
+
+
+def _checked_out(engine: AsyncEngine) -> int:
+    return int(engine.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
+
+
+async def _which(driver: Any) -> Any:
+    return driver
+
+
+def _statement(driver_name: str) -> Any:
+    async def select_one(driver: Any) -> Any:
+        if driver_name == "asyncpg":
+            return await driver.fetchval("SELECT 1")
+        return (await driver.execute_fetchall("SELECT 1"))[0][0]
+
+    return select_one
+
+
+async def test_a_connection_is_held_between_statements_not_checked_in(
+    engine: AsyncEngine,
+) -> None:
+    drivers = DriverConnections(engine, keep=2, hold_seconds=60)
+    checkouts = _checkouts(engine)
+    try:
+        first = await drivers.run(_which, operation="SELECT", collection="t")
+        second = await drivers.run(_which, operation="SELECT", collection="t")
+        assert first is second
+        assert len(checkouts) == 1  # the pool was asked once
+        assert _checked_out(engine) == 1
+        assert drivers.held == 1
+        select_one = _statement(drivers.driver)
+        assert await drivers.run(select_one, operation="SELECT", collection="t") == 1
+    finally:
+        await drivers.close()
+    assert _checked_out(engine) == 0
+
+
+async def test_no_more_than_keep_are_held(engine: AsyncEngine) -> None:
+    drivers = DriverConnections(engine, keep=2, hold_seconds=60)
+    gate = asyncio.Event()
+
+    async def wait_then_answer(driver: Any) -> Any:
+        await gate.wait()
+        return driver
+
+    try:
+        running = [
+            asyncio.create_task(drivers.run(wait_then_answer, operation="SELECT", collection="t"))
+            for _ in range(4)
+        ]
+        while _checked_out(engine) < 4:
+            await asyncio.sleep(0.01)
+        gate.set()
+        assert len({id(found) for found in await asyncio.gather(*running)}) == 4
+        assert drivers.held == 2
+        assert _checked_out(engine) == 2  # the other two went back to the pool
+    finally:
+        await drivers.close()
+
+
+async def test_an_idle_connection_goes_back_to_the_pool_after_hold_seconds(
+    engine: AsyncEngine,
+) -> None:
+    drivers = DriverConnections(engine, keep=2, hold_seconds=HOLD)
+    try:
+        await drivers.run(_which, operation="SELECT", collection="t")
+        assert _checked_out(engine) == 1
+        deadline = time.monotonic() + 5
+        while _checked_out(engine) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert _checked_out(engine) == 0
+        assert drivers.held == 0
+    finally:
+        await drivers.close()
+
+
+async def test_a_connection_idle_too_long_is_checked_out_again(engine: AsyncEngine) -> None:
+    """Even when the timer has not run yet (a busy loop): the pool's checkout, with its
+    ping after idling, hands it out again."""
+    drivers = DriverConnections(engine, keep=2, hold_seconds=HOLD)
+    checkouts = _checkouts(engine)
+    try:
+        await drivers.run(_which, operation="SELECT", collection="t")
+        time.sleep(HOLD * 1.5)  # blocks the loop: the timer cannot run
+        await drivers.run(_which, operation="SELECT", collection="t")
+        assert len(checkouts) == 2
+        assert _checked_out(engine) == 1
+    finally:
+        await drivers.close()
+
+
+async def test_a_connection_whose_statement_failed_is_never_handed_out_again(
+    engine: AsyncEngine,
+) -> None:
+    drivers = DriverConnections(engine, keep=2, hold_seconds=60)
+    used: list[Any] = []
+
+    async def fail(driver: Any) -> None:
+        used.append(driver)
+        raise ValueError("a bug in the statement's caller")
+
+    try:
+        with pytest.raises(ValueError, match="a bug"):
+            await drivers.run(fail, operation="SELECT", collection="t")
+        assert drivers.held == 0
+        assert _checked_out(engine) == 0
+        assert await drivers.run(_which, operation="SELECT", collection="t") is not used[0]
+    finally:
+        await drivers.close()
+
+
+async def test_an_unreachable_database_is_a_connection_error_and_drops_the_idle_ones(
+    engine: AsyncEngine,
+) -> None:
+    drivers = DriverConnections(engine, keep=2, hold_seconds=60)
+    gate = asyncio.Event()
+    unavailable = (
+        asyncpg.PostgresConnectionError("gone")
+        if drivers.driver == "asyncpg"
+        else sqlite3.OperationalError("disk I/O error")
+    )
+
+    async def wait_then_answer(driver: Any) -> Any:
+        await gate.wait()
+        return driver
+
+    async def unreachable(_driver: Any) -> None:
+        raise unavailable
+
+    try:
+        running = [
+            asyncio.create_task(drivers.run(wait_then_answer, operation="SELECT", collection="t"))
+            for _ in range(2)
+        ]
+        while _checked_out(engine) < 2:
+            await asyncio.sleep(0.01)
+        gate.set()
+        held = await asyncio.gather(*running)  # kept referenced: their ids stay theirs
+        assert drivers.held == 2
+        with pytest.raises(ConnectionError) as raised:
+            await drivers.run(unreachable, operation="SELECT", collection="sessions")
+        assert raised.value.__cause__ is unavailable
+        assert "SELECT sessions" in str(raised.value)
+        assert drivers.held == 0
+        assert _checked_out(engine) == 0
+        fresh = await drivers.run(_which, operation="SELECT", collection="t")
+        assert all(fresh is not old for old in held)
+    finally:
+        await drivers.close()
+
+
+async def test_after_close_nothing_is_held(engine: AsyncEngine) -> None:
+    drivers = DriverConnections(engine, keep=2, hold_seconds=60)
+    await drivers.run(_which, operation="SELECT", collection="t")
+    await drivers.close()
+    assert _checked_out(engine) == 0
+    await drivers.run(_which, operation="SELECT", collection="t")  # still answers
+    assert drivers.held == 0
+    assert _checked_out(engine) == 0
