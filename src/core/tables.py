@@ -163,7 +163,8 @@ contents = Table(
     Column("published_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    Index("ix_contents_author_id", "author_id"),
+    # An author's items newest first: their profile's summaries are rewritten from it.
+    Index("ix_contents_author_id_created_at_id", "author_id", "created_at", "id"),
     Index("ix_contents_slug_base_slug_number", "slug_base", "slug_number"),
 )
 
@@ -253,6 +254,8 @@ users_read = Table(
     Column("content_count", Integer, nullable=False, server_default="0"),
     Column("follower_count", Integer, nullable=False, server_default="0"),
     Column("following_count", Integer, nullable=False, server_default="0"),
+    # The profile's `contents` member as the JSON text the answer carries (the users projector).
+    Column("newest_contents", Text, nullable=False, server_default="[]"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_users_read_created_at_id", "created_at", "id"),

@@ -1,12 +1,21 @@
-"""Keeps `users_read` in step with the write side, inside the command's transaction."""
+"""Keeps `users_read` in step with the write side, inside the command's transaction.
+
+`users_read.newest_contents` holds the profile's `contents` member as the JSON text the
+answer carries: the author's newest `NEWEST_CONTENTS` published summaries, newest first. The
+profile read then is one primary-key row with no join, sort or per-summary decoding (it was
+most of that read's cost). Any change to an item that is or was published rewrites it from
+the write table, in the same transaction.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, func, insert, select, update
+import orjson
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.core.events import EventDispatcher
@@ -14,6 +23,7 @@ from src.core.tables import contents, follows, users, users_read
 from src.slices.content.events import (
     ContentCreated,
     ContentDeleted,
+    ContentState,
     ContentUpdated,
     published_change,
 )
@@ -72,6 +82,7 @@ async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) ->
             role=event.role,
             is_active=True,
             content_count=0,
+            newest_contents="[]",
             follower_count=0,
             following_count=0,
             created_at=event.created_at,
@@ -80,30 +91,62 @@ async def on_user_signed_up(connection: AsyncConnection, event: UserSignedUp) ->
     )
 
 
+NEWEST_CONTENTS = 20
+
+_SUMMARY_COLUMNS = (contents.c.id, contents.c.slug, contents.c.title, contents.c.created_at)
+_PUBLISHED_NEWEST_FIRST = (contents.c.created_at.desc(), contents.c.id.desc())
+_NEWEST_OF_AUTHOR = (
+    select(*_SUMMARY_COLUMNS)
+    .where(contents.c.author_id == bindparam("author_id"), contents.c.status == "published")
+    .order_by(*_PUBLISHED_NEWEST_FIRST)
+    .limit(NEWEST_CONTENTS)
+)
+
+
+def newest_contents_json(summaries: Iterable[Sequence[Any]]) -> str:
+    """`[{id, slug, title, created_at}…]` as the answer carries it (`Z` timestamps, as the
+    Pydantic models write them) from `(id, slug, title, created_at)` rows, newest first."""
+    document = [
+        {"id": row[0], "slug": row[1], "title": row[2], "created_at": row[3]} for row in summaries
+    ]
+    return orjson.dumps(document, option=orjson.OPT_UTC_Z, default=str).decode()
+
+
 # `content_count` counts published items: each content event moves it by what the change did
 # to the item's visibility (create or publish +1, unpublish or delete of a published item -1).
+# The newest summaries change with any change to an item that is or was published (its title
+# or slug too); a draft's edits touch neither.
 
 
-async def _count_published(connection: AsyncConnection, author_id: Any, change: int) -> None:
-    if change:
-        await connection.execute(
-            update(users_read)
-            .where(users_read.c.id == author_id)
-            .values(content_count=users_read.c.content_count + change)
+async def _project_content(
+    connection: AsyncConnection,
+    before: ContentState | None,
+    after: ContentState | None,
+) -> None:
+    item = after or before
+    if item is None or not any(state.is_published for state in (before, after) if state):
+        return
+    newest = (await connection.execute(_NEWEST_OF_AUTHOR, {"author_id": item.author_id})).all()
+    await connection.execute(
+        update(users_read)
+        .where(users_read.c.id == item.author_id)
+        .values(
+            content_count=users_read.c.content_count + published_change(before, after),
+            newest_contents=newest_contents_json(newest),
         )
+    )
 
 
 async def on_content_created(connection: AsyncConnection, event: ContentCreated) -> None:
-    await _count_published(connection, event.item.author_id, published_change(None, event.item))
+    await _project_content(connection, None, event.item)
 
 
 async def on_content_updated(connection: AsyncConnection, event: ContentUpdated) -> None:
-    change = published_change(event.previous, event.item)
-    await _count_published(connection, event.item.author_id, change)
+    await _project_content(connection, event.previous, event.item)
 
 
 async def on_content_deleted(connection: AsyncConnection, event: ContentDeleted) -> None:
-    await _count_published(connection, event.item.author_id, published_change(event.item, None))
+    await _project_content(connection, event.item, None)
 
 
 async def _change(
@@ -184,6 +227,55 @@ def register(dispatcher: EventDispatcher) -> None:
 
 async def rebuild(connection: AsyncConnection) -> None:
     """Refill `users_read` from `users` (the caller has emptied it)."""
+    await _rebuild_rows(connection)
+    await _rebuild_newest_contents(connection)
+
+
+# Rebuilding every author's summaries: the newest few of each in one ordered pass (a window
+# function keeps the rest in the database), rendered here exactly as projection renders them.
+_REBUILD_BATCH = 5_000
+
+
+async def _rebuild_newest_contents(connection: AsyncConnection) -> None:
+    rank = (
+        func.row_number()
+        .over(partition_by=contents.c.author_id, order_by=_PUBLISHED_NEWEST_FIRST)
+        .label("rank")
+    )
+    ranked = (
+        select(contents.c.author_id, *_SUMMARY_COLUMNS, rank)
+        .where(contents.c.status == "published")
+        .subquery()
+    )
+    newest = (
+        select(ranked.c.author_id, ranked.c.id, ranked.c.slug, ranked.c.title, ranked.c.created_at)
+        .where(ranked.c.rank <= NEWEST_CONTENTS)
+        .order_by(ranked.c.author_id, ranked.c.rank)
+    )
+    store = (
+        update(users_read)
+        .where(users_read.c.id == bindparam("author"))
+        .values(newest_contents=bindparam("document"))
+    )
+    pending: list[dict[str, Any]] = []
+    author: Any = None
+    summaries: list[Sequence[Any]] = []
+    async for row in await connection.stream(newest):
+        if row[0] != author:
+            if summaries:
+                pending.append({"author": author, "document": newest_contents_json(summaries)})
+            author, summaries = row[0], []
+        summaries.append(row[1:])
+        if len(pending) >= _REBUILD_BATCH:
+            await connection.execute(store, pending)
+            pending = []
+    if summaries:
+        pending.append({"author": author, "document": newest_contents_json(summaries)})
+    if pending:
+        await connection.execute(store, pending)
+
+
+async def _rebuild_rows(connection: AsyncConnection) -> None:
     await connection.execute(
         insert(users_read).from_select(
             [

@@ -10,14 +10,14 @@ from typing import Any
 
 import orjson
 from opentelemetry import trace
-from sqlalchemy import bindparam, select, true
+from sqlalchemy import bindparam, select
 
 from src.core.db.read import ReadHandle
 from src.core.errors.types import InvalidToken
 from src.core.identity import Principal
 from src.core.pagination import CursorCodec, Keyset, split_page
 from src.core.spans import child_span
-from src.core.tables import contents_read, users_read
+from src.core.tables import users_read
 from src.slices.users.errors import UserNotFound
 from src.slices.users.schemas import PrivateProfile, UserPage, UserPublic
 
@@ -37,39 +37,11 @@ _PUBLIC_COLUMNS = (
 _NEWEST_FIRST = Keyset(users_read.c.created_at, users_read.c.id)
 
 
-NEWEST_CONTENTS = 20
-
-
-# Built once: a statement's construction costs more than its (cached) compilation.
-# Published items only: a draft is its author's alone (and theirs at /users/me/content).
-_NEWEST = (
-    select(
-        contents_read.c.id,
-        contents_read.c.slug,
-        contents_read.c.title,
-        contents_read.c.created_at,
-    )
-    .where(
-        contents_read.c.author_id == bindparam("user_id"),
-        contents_read.c.status == "published",
-    )
-    .order_by(contents_read.c.created_at.desc(), contents_read.c.id.desc())
-    .limit(NEWEST_CONTENTS)
-    .subquery("newest")
-)
-# One round trip: the profile row joined to its newest summaries (one row per summary, or
-# one row with NULL summary columns for a user who has published nothing).
-_GET_PROFILE = (
-    select(
-        *_PUBLIC_COLUMNS,
-        _NEWEST.c.id.label("content_id"),
-        _NEWEST.c.slug.label("content_slug"),
-        _NEWEST.c.title.label("content_title"),
-        _NEWEST.c.created_at.label("content_created_at"),
-    )
-    .select_from(users_read.outerjoin(_NEWEST, true()))
-    .where(users_read.c.id == bindparam("user_id"))
-    .order_by(_NEWEST.c.created_at.desc(), _NEWEST.c.id.desc())
+# The profile: one primary-key row, its summaries already rendered by the users projector
+# (`users_read.newest_contents`). Published items only: a draft is its author's alone (and
+# theirs at /users/me/content).
+_GET_PROFILE = select(*_PUBLIC_COLUMNS, users_read.c.newest_contents).where(
+    users_read.c.id == bindparam("user_id")
 )
 
 
@@ -77,25 +49,10 @@ _GET_PROFILE = (
 # connection (its statement cache is keyed by this text), sqlite3 caches it likewise.
 # SQLAlchemy's per-statement work was most of this read's CPU.
 _PROFILE_SQL = (
-    "SELECT {user_id}, u.name, u.display_name, u.country, u.state, u.content_count,"
-    " u.follower_count, u.following_count,"
-    " {user_created}, {content_id}, n.slug, n.title, {content_created}"
-    " FROM users_read AS u LEFT JOIN ("
-    "SELECT c.id, c.slug, c.title, c.created_at FROM contents_read AS c"
-    " WHERE c.author_id = {user} AND c.status = 'published'"
-    " ORDER BY c.created_at DESC, c.id DESC LIMIT {limit}"
-    ") AS n ON 1 = 1"
-    " WHERE u.id = {user}"
-    " ORDER BY n.created_at DESC, n.id DESC"
+    "SELECT {user_id}, name, display_name, country, state, content_count, follower_count,"
+    " following_count, {user_created}, newest_contents FROM users_read WHERE id = {user}"
 )
-_ASYNCPG_PROFILE = _PROFILE_SQL.format(
-    user="$1",
-    limit=NEWEST_CONTENTS,
-    user_id="u.id",
-    user_created="u.created_at",
-    content_id="n.id",
-    content_created="n.created_at",
-)
+_ASYNCPG_PROFILE = _PROFILE_SQL.format(user="$1", user_id="id", user_created="created_at")
 
 
 def _sqlite_uuid(column: str) -> str:
@@ -116,12 +73,7 @@ def _sqlite_stamp(column: str) -> str:
 # SQLite writes the strings the JSON body carries (in aiosqlite's thread, off the event loop):
 # building UUID and datetime objects from its text in Python cost more than the statement.
 _SQLITE_PROFILE = _PROFILE_SQL.format(
-    user=":user",
-    limit=NEWEST_CONTENTS,
-    user_id=_sqlite_uuid("u.id"),
-    user_created=_sqlite_stamp("u.created_at"),
-    content_id=_sqlite_uuid("n.id"),  # NULL stays NULL: `||` with a NULL is NULL
-    content_created=_sqlite_stamp("n.created_at"),
+    user=":user", user_id=_sqlite_uuid("id"), user_created=_sqlite_stamp("created_at")
 )
 
 ProfileRows = Sequence[Sequence[Any]]
@@ -142,7 +94,8 @@ _DRIVER_PROFILES = {"asyncpg": _asyncpg_profile, "aiosqlite": _sqlite_profile}
 
 def profile_json(rows: ProfileRows) -> bytes:
     """The `UserProfile` body, byte for byte what its Pydantic model would write (field
-    order, `Z` timestamps), from rows the read model already holds valid: no model to build."""
+    order, `Z` timestamps), from the row the read model already holds valid: no model to
+    build, and the summaries are embedded as stored."""
     head = rows[0]
     document = {
         "id": head[0],
@@ -154,11 +107,7 @@ def profile_json(rows: ProfileRows) -> bytes:
         "follower_count": head[6],
         "following_count": head[7],
         "created_at": head[8],
-        "contents": [
-            {"id": row[9], "slug": row[10], "title": row[11], "created_at": row[12]}
-            for row in rows
-            if row[9] is not None
-        ],
+        "contents": orjson.Fragment(head[9]),
     }
     # `default=str`: asyncpg's UUID type writes as the standard form.
     return orjson.dumps(document, option=orjson.OPT_UTC_Z, default=str)
