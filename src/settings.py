@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     db_command_timeout_seconds: float | None = Field(default=30.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # The hot reads' statements on the event loop's own thread (src/core/db/inline_sqlite.py):
+    # ~8 µs of blocking instead of ~180 µs of CPU for aiosqlite's thread hop.
+    sqlite_inline_reads: bool = True
 
     redis_url: str | None = None
     redis_key_prefix: str = "inkwell:"

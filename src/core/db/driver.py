@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
+from src.core.db.inline_sqlite import InlineSQLite, InlineUnavailable
 from src.core.spans import child_span
 
 tracer = trace.get_tracer(__name__)
@@ -56,8 +57,16 @@ _DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
 class DriverConnections:
     """Driver connections of one engine for its hot statements, held between them."""
 
-    def __init__(self, engine: AsyncEngine, *, keep: int, hold_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        keep: int,
+        hold_seconds: float,
+        inline: InlineSQLite | None = None,
+    ) -> None:
         self.engine = engine
+        self._inline = inline
         self.driver = str(engine.dialect.driver)
         self._keep = keep
         self._hold_seconds = hold_seconds
@@ -76,26 +85,38 @@ class DriverConnections:
     async def run(
         self, run: Callable[[Any], Awaitable[T]], *, operation: str, collection: str
     ) -> T:
-        """`run(driver_connection)` on one of this engine's connections, in a CLIENT span.
+        """`run(driver_connection)` on one of this engine's connections, in a CLIENT span
+        (on SQLite, on the loop's own read-only connection while its statements stay short:
+        `src.core.db.inline_sqlite`).
 
         A connection that failed or was interrupted mid-statement is invalidated, never handed
         out again; a failure meaning the database is unreachable is raised as
         `ConnectionError` (answered 503 like SQLAlchemy's own), chained to the driver's error,
         and the idle connections are discarded too (their sockets are as suspect).
         """
+        with child_span(
+            tracer,
+            f"{operation} {collection}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "db.system.name": self.engine.dialect.name,
+                "db.operation.name": operation,
+                "db.collection.name": collection,
+            },
+        ):
+            if self._inline is not None and self._inline.ready:
+                try:
+                    return await run(self._inline)
+                except InlineUnavailable:
+                    pass  # on a pooled connection's thread, below
+            return await self._run_pooled(run, operation, collection)
+
+    async def _run_pooled(
+        self, run: Callable[[Any], Awaitable[T]], operation: str, collection: str
+    ) -> T:
         connection = await self._take()
         try:
-            with child_span(
-                tracer,
-                f"{operation} {collection}",
-                kind=trace.SpanKind.CLIENT,
-                attributes={
-                    "db.system.name": self.engine.dialect.name,
-                    "db.operation.name": operation,
-                    "db.collection.name": collection,
-                },
-            ):
-                result = await run(connection.driver_connection)
+            result = await run(connection.driver_connection)
         except BaseException as error:
             await greenlet_spawn(connection.invalidate, error)
             if isinstance(error, _DRIVER_UNAVAILABLE):
@@ -109,6 +130,9 @@ class DriverConnections:
     async def close(self) -> None:
         """Hand every held connection back to the pool (before the engine is disposed)."""
         self._closed = True
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         if self._trim_timer is not None:
             self._trim_timer.cancel()
             self._trim_timer = None

@@ -28,6 +28,7 @@ from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from src.core.db.driver import DriverConnections
+from src.core.db.inline_sqlite import InlineSQLite, inline_path
 from src.core.db.read import ReadHandle
 from src.settings import Settings
 
@@ -145,12 +146,17 @@ def ping_when_idle(engine: AsyncEngine, idle_seconds: float = PING_IDLE_SECONDS)
             raise DisconnectionError("ping failed")
 
 
-def held_driver_connections(engine: AsyncEngine) -> DriverConnections:
+def held_driver_connections(engine: AsyncEngine, settings: Settings) -> DriverConnections:
     """Up to half of `engine`'s pool held for its hot statements, for the ping-after-idle
-    window at most (see `src.core.db.driver`)."""
+    window at most (see `src.core.db.driver`); on a SQLite file, those statements run on the
+    loop while they stay short (`src.core.db.inline_sqlite`, `SQLITE_INLINE_READS`)."""
     size = getattr(engine.sync_engine.pool, "size", None)
     keep = max(1, size() // 2) if callable(size) else 1
-    return DriverConnections(engine, keep=keep, hold_seconds=PING_IDLE_SECONDS)
+    inline = None
+    if settings.sqlite_inline_reads and engine.dialect.driver == "aiosqlite":
+        path = inline_path(engine.url)
+        inline = InlineSQLite(path) if path is not None else None
+    return DriverConnections(engine, keep=keep, hold_seconds=PING_IDLE_SECONDS, inline=inline)
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -193,8 +199,10 @@ class Database:
         self.write_engine = create_engine(settings.database_url, settings, "write")
         self.read_engine = create_engine(settings.effective_read_database_url, settings, "read")
         # The hot statements' connections: the session check on the primary, the hot reads.
-        self.primary = held_driver_connections(self.write_engine)
-        self.read = ReadHandle(self.read_engine, held_driver_connections(self.read_engine))
+        self.primary = held_driver_connections(self.write_engine, settings)
+        self.read = ReadHandle(
+            self.read_engine, held_driver_connections(self.read_engine, settings)
+        )
 
     @property
     def engines(self) -> dict[EngineRole, AsyncEngine]:
