@@ -219,7 +219,15 @@ WebUrl = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=2048),
     AfterValidator(_web_url),
-    WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2048}),
+    # Empty (or blank) is a documented "none", so the schema admits it beside a URI: a client
+    # or fuzzer reading the schema must not take `""` for a value the API ought to refuse.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 2048,
+            "anyOf": [{"format": "uri"}, {"pattern": r"^\s*$"}],
+        }
+    ),
 ]
 """An absolute http(s) URL that is safe to put in a page: RFC 3986 characters only, a valid
 host and port, no credentials. Empty means none (null)."""
