@@ -208,7 +208,7 @@ def create_app(
         database = Database(settings)
         metrics = Metrics(settings.prometheus_multiproc_dir)
         for role, engine in database.engines.items():
-            metrics.watch_pool(role, engine)
+            metrics.watch_pool(role, engine, held=database.drivers[role])
         hasher = PasswordHasher(settings.bcrypt_rounds, settings.hash_concurrency)
         redis = build_redis(settings)
         if redis is not None:

@@ -98,7 +98,7 @@ class Worker:
         settings = self.settings
         database = Database(settings)
         metrics = Metrics(settings.prometheus_multiproc_dir)
-        metrics.watch_pool("write", database.write_engine)
+        metrics.watch_pool("write", database.write_engine, held=database.primary)
         redis = build_redis(settings)
         assert redis is not None
         stream_redis = Redis.from_url(

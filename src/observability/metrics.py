@@ -12,7 +12,7 @@ import asyncio
 import os
 import platform
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -59,6 +59,13 @@ AI_DURATION_BUCKETS = (
 # Commit of an event → handled: resolves the embedded runner's 10–200 ms and a worker's
 # sub-second lag, up to the 30 s a dead worker's entries wait before another claims them.
 EVENT_LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class HeldConnections(Protocol):
+    """Connections kept checked out of a pool between statements (`DriverConnections`)."""
+
+    @property
+    def held(self) -> int: ...
 
 
 class Metrics:
@@ -176,12 +183,15 @@ class Metrics:
         if self.multiprocess:
             MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
 
-    def watch_pool(self, role: str, engine: AsyncEngine) -> None:
+    def watch_pool(
+        self, role: str, engine: AsyncEngine, held: HeldConnections | None = None
+    ) -> None:
         """Keep `db_pool_connections{engine=role}` current from the pool's own events.
 
         The pool fires `checkin` before the connection is back in its queue, so the figures
         are read once the event has run (on the next turn of the event loop), and again at
-        every scrape.
+        every scrape. Connections `held` between hot statements are checked out of the pool
+        but serve no request: they count as idle.
         """
         pool = engine.sync_engine.pool
         checked_out = self.db_pool_connections.labels(engine=role, state="checked_out")
@@ -191,8 +201,9 @@ class Metrics:
             status_out = getattr(pool, "checkedout", None)
             status_in = getattr(pool, "checkedin", None)
             if status_out is not None and status_in is not None:
-                checked_out.set(status_out())
-                idle.set(status_in())
+                kept = 0 if held is None else held.held
+                checked_out.set(status_out() - kept)
+                idle.set(status_in() + kept)
 
         def soon(*_: Any) -> None:
             try:

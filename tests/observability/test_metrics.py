@@ -171,7 +171,8 @@ async def test_no_exemplar_for_a_trace_that_is_not_sampled(client: httpx.AsyncCl
 
 async def test_pool_gauges_report_both_engines(client: httpx.AsyncClient) -> None:
     user = await sign_up(client)  # uses the write engine
-    await client.get(f"/api/v1/users/{user['id']}")  # uses the read engine
+    await client.get(f"/api/v1/users/{user['id']}")  # a hot statement: may hold a connection
+    await client.get("/api/v1/users")  # the read engine's pool (a profile may not touch it)
     families = await scrape(client)
     pool = {
         (s.labels["engine"], s.labels["state"]): s.value

@@ -200,17 +200,21 @@ class Database:
         self.read_engine = create_engine(settings.effective_read_database_url, settings, "read")
         # The hot statements' connections: the session check on the primary, the hot reads.
         self.primary = held_driver_connections(self.write_engine, settings)
-        self.read = ReadHandle(
-            self.read_engine, held_driver_connections(self.read_engine, settings)
-        )
+        self.read_drivers = held_driver_connections(self.read_engine, settings)
+        self.read = ReadHandle(self.read_engine, self.read_drivers)
 
     @property
     def engines(self) -> dict[EngineRole, AsyncEngine]:
         return {"write": self.write_engine, "read": self.read_engine}
 
+    @property
+    def drivers(self) -> dict[EngineRole, DriverConnections]:
+        """Each engine's hot-statement connections (held ones count as idle in the metrics)."""
+        return {"write": self.primary, "read": self.read_drivers}
+
     async def dispose(self) -> None:
         await self.primary.close()
-        await self.read.close()
+        await self.read_drivers.close()
         await self.write_engine.dispose()
         await self.read_engine.dispose()
 

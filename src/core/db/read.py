@@ -42,10 +42,6 @@ class ReadHandle:
         """`run(driver_connection)` on a read-engine connection (see `src.core.db.driver`)."""
         return await self._drivers.run(run, operation=operation, collection=collection)
 
-    async def close(self) -> None:
-        """Hand the held driver connections back to the pool (before it is disposed)."""
-        await self._drivers.close()
-
     async def all(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Sequence[Row[Any]]:
