@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.core.db.driver import DriverConnections
@@ -77,8 +78,49 @@ async def test_a_connection_is_held_between_statements_not_checked_in(
     assert _checked_out(engine) == 0
 
 
-async def test_no_more_than_keep_are_held(engine: AsyncEngine) -> None:
+async def _started(drivers: DriverConnections, count: int) -> None:
+    while drivers.in_use < count:
+        await asyncio.sleep(0.005)
+
+
+async def test_no_more_than_keep_are_used_at_once_the_rest_wait_their_turn(
+    engine: AsyncEngine,
+) -> None:
     drivers = DriverConnections(engine, keep=2, hold_seconds=60)
+    gate = asyncio.Event()
+    running_now = 0
+    most = 0
+
+    async def wait_then_answer(driver: Any) -> Any:
+        nonlocal running_now, most
+        running_now += 1
+        most = max(most, running_now)
+        await gate.wait()
+        running_now -= 1
+        return driver
+
+    try:
+        running = [
+            asyncio.create_task(drivers.run(wait_then_answer, operation="SELECT", collection="t"))
+            for _ in range(6)
+        ]
+        await _started(drivers, 2)
+        await asyncio.sleep(0.05)
+        assert _checked_out(engine) == 2  # the other four wait for these, not for the pool
+        gate.set()
+        used = await asyncio.gather(*running)
+        assert most == 2
+        assert len({id(found) for found in used}) == 2
+        assert drivers.held == 2
+    finally:
+        await drivers.close()
+    assert _checked_out(engine) == 0
+
+
+async def test_a_statement_waits_at_most_wait_seconds_for_a_connection(
+    engine: AsyncEngine,
+) -> None:
+    drivers = DriverConnections(engine, keep=1, hold_seconds=60, wait_seconds=0.1)
     gate = asyncio.Event()
 
     async def wait_then_answer(driver: Any) -> Any:
@@ -86,16 +128,72 @@ async def test_no_more_than_keep_are_held(engine: AsyncEngine) -> None:
         return driver
 
     try:
-        running = [
-            asyncio.create_task(drivers.run(wait_then_answer, operation="SELECT", collection="t"))
-            for _ in range(4)
-        ]
-        while _checked_out(engine) < 4:
-            await asyncio.sleep(0.01)
+        busy = asyncio.create_task(
+            drivers.run(wait_then_answer, operation="SELECT", collection="t")
+        )
+        await _started(drivers, 1)
+        with pytest.raises(sa_exc.TimeoutError):
+            await drivers.run(_which, operation="SELECT", collection="t")
         gate.set()
-        assert len({id(found) for found in await asyncio.gather(*running)}) == 4
-        assert drivers.held == 2
-        assert _checked_out(engine) == 2  # the other two went back to the pool
+        await busy
+        await drivers.run(_which, operation="SELECT", collection="t")  # nothing was lost
+        assert drivers.held == 1
+        assert drivers.in_use == 0
+    finally:
+        await drivers.close()
+
+
+async def test_a_waiter_cancelled_as_it_is_served_passes_the_connection_on(
+    engine: AsyncEngine,
+) -> None:
+    drivers = DriverConnections(engine, keep=1, hold_seconds=60)
+    gate = asyncio.Event()
+
+    async def wait_then_answer(driver: Any) -> Any:
+        await gate.wait()
+        return driver
+
+    try:
+        busy = asyncio.create_task(
+            drivers.run(wait_then_answer, operation="SELECT", collection="t")
+        )
+        await _started(drivers, 1)
+        cancelled = asyncio.create_task(drivers.run(_which, operation="SELECT", collection="t"))
+        served = asyncio.create_task(drivers.run(_which, operation="SELECT", collection="t"))
+        await asyncio.sleep(0.02)  # both wait, `cancelled` first
+        gate.set()
+        await asyncio.sleep(0)  # `busy` gives its connection to `cancelled`...
+        cancelled.cancel()  # ...which is cancelled before it runs
+        await busy
+        assert await asyncio.wait_for(served, 5) is not None  # it got the connection instead
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert drivers.in_use == 0
+        assert drivers.held == 1
+    finally:
+        await drivers.close()
+
+
+async def test_a_failed_statement_frees_its_place_for_a_waiter(engine: AsyncEngine) -> None:
+    drivers = DriverConnections(engine, keep=1, hold_seconds=60)
+    gate = asyncio.Event()
+
+    async def wait_then_fail(_driver: Any) -> None:
+        await gate.wait()
+        raise ValueError("a bug in the statement's caller")
+
+    try:
+        failing = asyncio.create_task(
+            drivers.run(wait_then_fail, operation="SELECT", collection="t")
+        )
+        await _started(drivers, 1)
+        waiting = asyncio.create_task(drivers.run(_which, operation="SELECT", collection="t"))
+        await asyncio.sleep(0.02)
+        gate.set()
+        with pytest.raises(ValueError, match="a bug"):
+            await failing
+        assert await asyncio.wait_for(waiting, 5) is not None  # on a fresh connection
+        assert drivers.in_use == 0
     finally:
         await drivers.close()
 

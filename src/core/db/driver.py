@@ -24,6 +24,7 @@ Core path for any other.
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 import asyncpg
 from loguru import logger
 from opentelemetry import trace
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
@@ -55,7 +57,12 @@ _DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 class DriverConnections:
-    """Driver connections of one engine for its hot statements, held between them."""
+    """Driver connections of one engine for its hot statements, held between them.
+
+    At most `keep` connections are used at once; a statement that finds them all busy waits
+    for the next one given back (first come, first served; cheaper than the pool's queue, and
+    at most `wait_seconds`, the pool's own timeout, after which it fails as the pool would).
+    """
 
     def __init__(
         self,
@@ -63,6 +70,7 @@ class DriverConnections:
         *,
         keep: int,
         hold_seconds: float,
+        wait_seconds: float = 30.0,
         inline: InlineSQLite | None = None,
     ) -> None:
         self.engine = engine
@@ -70,9 +78,15 @@ class DriverConnections:
         self.driver = str(engine.dialect.driver)
         self._keep = keep
         self._hold_seconds = hold_seconds
+        self._wait_seconds = wait_seconds
         # (when it was given back, connection), oldest first: the newest is taken first, so
         # the list stays in time order and what went stale is a prefix of it.
         self._idle: list[tuple[float, PoolProxiedConnection]] = []
+        self._owned = 0  # idle + in use + being checked out
+        # Each gets a connection given back, or None: a place came free, check one out.
+        self._waiters: collections.deque[asyncio.Future[PoolProxiedConnection | None]] = (
+            collections.deque()
+        )
         self._trim_timer: asyncio.TimerHandle | None = None
         self._releasing: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -81,6 +95,11 @@ class DriverConnections:
     def held(self) -> int:
         """Connections held idle for the next statement."""
         return len(self._idle)
+
+    @property
+    def in_use(self) -> int:
+        """Connections checked out for a statement now (or being checked out)."""
+        return self._owned - len(self._idle)
 
     async def run(
         self, run: Callable[[Any], Awaitable[T]], *, operation: str, collection: str
@@ -118,17 +137,23 @@ class DriverConnections:
         try:
             result = await run(connection.driver_connection)
         except BaseException as error:
+            self._lost(1)
             await greenlet_spawn(connection.invalidate, error)
             if isinstance(error, _DRIVER_UNAVAILABLE):
                 await self._discard_idle(error)
                 unreachable = f"{operation} {collection}: the database could not be reached"
                 raise ConnectionError(unreachable) from error
             raise
-        await self._give_back(connection)
+        if self._closed:  # shutting down: straight back to the pool
+            self._owned -= 1
+            await _check_in((connection,))
+        else:
+            self._give_back(connection)
         return result
 
     async def close(self) -> None:
-        """Hand every held connection back to the pool (before the engine is disposed)."""
+        """Hand every held connection back to the pool (before the engine is disposed);
+        statements still running give theirs straight back to the pool."""
         self._closed = True
         if self._inline is not None:
             self._inline.close()
@@ -137,7 +162,12 @@ class DriverConnections:
             self._trim_timer.cancel()
             self._trim_timer = None
         idle, self._idle = self._idle, []
+        self._lost(len(idle))
         await _check_in(connection for _, connection in idle)
+        while self._waiters:  # nothing will be given back to them now: the pool serves them
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
         if self._releasing:
             await asyncio.gather(*self._releasing, return_exceptions=True)
 
@@ -146,18 +176,69 @@ class DriverConnections:
             # Even the newest went stale (a lull the timer has not caught yet): all go back
             # to the pool, whose checkout pings a connection idle that long.
             idle, self._idle = self._idle, []
+            self._lost(len(idle))
             await _check_in(connection for _, connection in idle)
         if self._idle:
             return self._idle.pop()[1]
-        return await self.engine.raw_connection()
+        if self._owned >= self._keep and not self._closed:
+            given = await self._wait()
+            if given is not None:
+                return given
+        self._owned += 1
+        try:
+            return await self.engine.raw_connection()
+        except BaseException:
+            self._lost(1)
+            raise
 
-    async def _give_back(self, connection: PoolProxiedConnection) -> None:
-        if self._closed or len(self._idle) >= self._keep:
-            await greenlet_spawn(connection.close)
+    async def _wait(self) -> PoolProxiedConnection | None:
+        waiter: asyncio.Future[PoolProxiedConnection | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self._wait_seconds):
+                return await waiter
+        except BaseException as error:
+            if waiter.done() and not waiter.cancelled():
+                # Given something just as the wait ended: pass it on, never drop it.
+                given = waiter.result()
+                if given is not None:
+                    self._give_back(given)
+                else:
+                    self._lost(0)
+            else:
+                waiter.cancel()
+            if isinstance(error, TimeoutError):
+                raise sa_exc.TimeoutError(
+                    f"no connection for a hot statement within {self._wait_seconds} s"
+                ) from error
+            raise
+
+    def _give_back(self, connection: PoolProxiedConnection) -> None:
+        if self._closed:
+            self._owned -= 1
+            self._in_background(_check_in((connection,)))
             return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
         self._idle.append((time.monotonic(), connection))
         if self._trim_timer is None:
             self._trim_timer = asyncio.get_running_loop().call_later(self._hold_seconds, self._trim)
+
+    def _lost(self, count: int) -> None:
+        """`count` connections went back to the pool or were discarded: as many waiters may
+        check out fresh ones (`count` 0: pass on a place a waiter gave up)."""
+        self._owned -= count
+        free = count or 1
+        while free and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
 
     def _trim(self) -> None:
         """The timer: hand back what has been idle for `hold_seconds`; look again later."""
@@ -168,6 +249,7 @@ class DriverConnections:
             stale += 1
         if stale:
             released, self._idle = self._idle[:stale], self._idle[stale:]
+            self._lost(len(released))
             self._in_background(_check_in(connection for _, connection in released))
         if self._idle:
             due = self._idle[0][0] + self._hold_seconds - now
@@ -175,6 +257,7 @@ class DriverConnections:
 
     async def _discard_idle(self, error: BaseException) -> None:
         idle, self._idle = self._idle, []
+        self._lost(len(idle))
         for _, connection in idle:
             await greenlet_spawn(connection.invalidate, error)
 

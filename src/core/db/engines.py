@@ -147,8 +147,9 @@ def ping_when_idle(engine: AsyncEngine, idle_seconds: float = PING_IDLE_SECONDS)
 
 
 def held_driver_connections(engine: AsyncEngine, settings: Settings) -> DriverConnections:
-    """Up to half of `engine`'s pool held for its hot statements, for the ping-after-idle
-    window at most (see `src.core.db.driver`); on a SQLite file, those statements run on the
+    """Up to half of `engine`'s pool for its hot statements, held between them for the
+    ping-after-idle window at most, waited for as long as the pool's timeout (see
+    `src.core.db.driver`); on a SQLite file, those statements run on the
     loop while they stay short (`src.core.db.inline_sqlite`, `SQLITE_INLINE_READS`)."""
     size = getattr(engine.sync_engine.pool, "size", None)
     keep = max(1, size() // 2) if callable(size) else 1
@@ -156,7 +157,13 @@ def held_driver_connections(engine: AsyncEngine, settings: Settings) -> DriverCo
     if settings.sqlite_inline_reads and engine.dialect.driver == "aiosqlite":
         path = inline_path(engine.url)
         inline = InlineSQLite(path) if path is not None else None
-    return DriverConnections(engine, keep=keep, hold_seconds=PING_IDLE_SECONDS, inline=inline)
+    return DriverConnections(
+        engine,
+        keep=keep,
+        hold_seconds=PING_IDLE_SECONDS,
+        wait_seconds=settings.db_pool_timeout_seconds,
+        inline=inline,
+    )
 
 
 def ensure_sqlite_directory(url: str) -> None:
