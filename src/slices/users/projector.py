@@ -126,14 +126,18 @@ async def _project_content(
     item = after or before
     if item is None or not any(state.is_published for state in (before, after) if state):
         return
+    author = users_read.c.id == item.author_id
+    # The count first: its UPDATE takes the author's row lock, so a concurrent change of the
+    # same author's items commits before the newest are read below (each statement of a
+    # READ COMMITTED transaction sees what committed before it began). Read first, the two
+    # would each write a list without the other's item.
+    change = published_change(before, after)
+    await connection.execute(
+        update(users_read).where(author).values(content_count=users_read.c.content_count + change)
+    )
     newest = (await connection.execute(_NEWEST_OF_AUTHOR, {"author_id": item.author_id})).all()
     await connection.execute(
-        update(users_read)
-        .where(users_read.c.id == item.author_id)
-        .values(
-            content_count=users_read.c.content_count + published_change(before, after),
-            newest_contents=newest_contents_json(newest),
-        )
+        update(users_read).where(author).values(newest_contents=newest_contents_json(newest))
     )
 
 

@@ -3,6 +3,7 @@ its author's published items, on the very next read."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -71,3 +72,12 @@ async def test_another_authors_items_never_show(client: httpx.AsyncClient) -> No
     other = await authed_user(client)
     await publish(client, other)
     assert await _summaries(client, author) == []
+
+
+async def test_concurrent_publishes_of_one_author_all_show(client: httpx.AsyncClient) -> None:
+    """Each publish rewrites the author's summaries; none may write a list without the
+    others' items (the rebuild check after the test compares them too)."""
+    author = await authed_user(client)
+    created = await asyncio.gather(*(publish(client, author) for _ in range(8)))
+    shown = {s["id"] for s in await _summaries(client, author)}
+    assert shown == {item["id"] for item in created}
