@@ -297,3 +297,85 @@ async def test_after_close_nothing_is_held(engine: AsyncEngine) -> None:
     await drivers.run(_which, operation="SELECT", collection="t")  # still answers
     assert drivers.held == 0
     assert _checked_out(engine) == 0
+
+
+async def test_failures_while_statements_wait_never_run_more_than_keep_at_once(
+    engine: AsyncEngine,
+) -> None:
+    drivers = DriverConnections(engine, keep=2, hold_seconds=60)
+    gate = asyncio.Event()
+    running_now = 0
+    most = 0
+
+    calls = 0
+
+    async def first_one_fails(driver: Any) -> Any:
+        nonlocal running_now, most, calls
+        calls += 1
+        mine = calls
+        running_now += 1
+        most = max(most, running_now)
+        try:
+            await gate.wait()
+            await asyncio.sleep(0.005)  # the others overlap it, as far as they may
+            if mine == 1:  # the database went away: the idle ones are discarded too
+                raise (
+                    asyncpg.PostgresConnectionError("gone")
+                    if drivers.driver == "asyncpg"
+                    else sqlite3.OperationalError("disk I/O error")
+                )
+            return driver
+        finally:
+            running_now -= 1
+
+    try:
+        running = [
+            asyncio.create_task(drivers.run(first_one_fails, operation="SELECT", collection="t"))
+            for _ in range(8)
+        ]
+        await _started(drivers, 2)
+        gate.set()
+        outcomes = await asyncio.gather(*running, return_exceptions=True)
+        assert sum(isinstance(o, ConnectionError) for o in outcomes) == 1
+        assert most == 2
+        assert drivers.in_use == 0
+        assert drivers.held <= 2
+    finally:
+        await drivers.close()
+
+
+async def test_a_pool_too_small_to_spare_one_holds_nothing(engine: AsyncEngine) -> None:
+    drivers = DriverConnections(engine, keep=0, hold_seconds=60)
+    try:
+        await asyncio.gather(
+            *(drivers.run(_which, operation="SELECT", collection="t") for _ in range(3))
+        )
+        assert drivers.held == 0
+        assert _checked_out(engine) == 0
+    finally:
+        await drivers.close()
+
+
+async def test_a_connection_idle_here_and_then_in_the_pool_is_pinged_by_the_pool(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its idle time here counts toward the pool's ping-after-idle window (1 s)."""
+    dialect = engine.sync_engine.dialect
+    pings: list[Any] = []
+    real_ping = dialect.do_ping
+
+    def counted_ping(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return bool(real_ping(dbapi_connection))
+
+    monkeypatch.setattr(dialect, "do_ping", counted_ping)
+    drivers = DriverConnections(engine, keep=1, hold_seconds=0.7)
+    try:
+        await drivers.run(_which, operation="SELECT", collection="t")
+        while _checked_out(engine):  # held 0.7 s, then checked in by the timer
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.45)  # 1.15 s idle in all, 0.45 s of it in the pool
+        await drivers.run(_which, operation="SELECT", collection="t")
+        assert len(pings) == 1
+    finally:
+        await drivers.close()

@@ -27,7 +27,7 @@ import asyncio
 import collections
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import asyncpg
@@ -46,6 +46,12 @@ tracer = trace.get_tracer(__name__)
 T = TypeVar("T")
 
 DRIVERS = frozenset({"asyncpg", "aiosqlite"})
+
+# A connection goes back through the pool at least this often however busy it is kept.
+MAX_HOLD_SECONDS = 30.0
+_HELD_SINCE = "inkwell.held_since"
+# Set on a connection checked in after idling here: since when it has been idle.
+IDLE_SINCE = "inkwell.idle_since"
 
 # Failures of the driver that mean the database is unreachable (a 503), not a bug.
 _DRIVER_UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -90,6 +96,11 @@ class DriverConnections:
         self._trim_timer: asyncio.TimerHandle | None = None
         self._releasing: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    @property
+    def _passing_through(self) -> bool:
+        """Closed, or a pool too small to spare one: every statement checks out and in."""
+        return self._closed or self._keep < 1
 
     @property
     def held(self) -> int:
@@ -144,9 +155,9 @@ class DriverConnections:
                 unreachable = f"{operation} {collection}: the database could not be reached"
                 raise ConnectionError(unreachable) from error
             raise
-        if self._closed:  # shutting down: straight back to the pool
-            self._owned -= 1
-            await _check_in((connection,))
+        if self._passing_through:  # straight back to the pool
+            self._lost(1)
+            await _check_in([(time.monotonic(), connection)])
         else:
             self._give_back(connection)
         return result
@@ -161,35 +172,33 @@ class DriverConnections:
         if self._trim_timer is not None:
             self._trim_timer.cancel()
             self._trim_timer = None
-        idle, self._idle = self._idle, []
-        self._lost(len(idle))
-        await _check_in(connection for _, connection in idle)
+        self._release(self._take_idle())
         while self._waiters:  # nothing will be given back to them now: the pool serves them
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-        if self._releasing:
+            self._hand_place(self._waiters.popleft())
+        while self._releasing:
             await asyncio.gather(*self._releasing, return_exceptions=True)
 
     async def _take(self) -> PoolProxiedConnection:
         if self._idle and time.monotonic() - self._idle[-1][0] > self._hold_seconds:
             # Even the newest went stale (a lull the timer has not caught yet): all go back
             # to the pool, whose checkout pings a connection idle that long.
-            idle, self._idle = self._idle, []
-            self._lost(len(idle))
-            await _check_in(connection for _, connection in idle)
+            self._release(self._take_idle())
         if self._idle:
             return self._idle.pop()[1]
-        if self._owned >= self._keep and not self._closed:
+        if self._owned >= self._keep and not self._passing_through:
             given = await self._wait()
             if given is not None:
                 return given
-        self._owned += 1
+            # else a place was kept for this statement (counted in `_owned`)
+        else:
+            self._owned += 1
         try:
-            return await self.engine.raw_connection()
+            connection = await self.engine.raw_connection()
         except BaseException:
             self._lost(1)
             raise
+        connection.info[_HELD_SINCE] = time.monotonic()
+        return connection
 
     async def _wait(self) -> PoolProxiedConnection | None:
         waiter: asyncio.Future[PoolProxiedConnection | None] = (
@@ -206,7 +215,7 @@ class DriverConnections:
                 if given is not None:
                     self._give_back(given)
                 else:
-                    self._lost(0)
+                    self._lost(1)  # the place kept for it
             else:
                 waiter.cancel()
             if isinstance(error, TimeoutError):
@@ -216,29 +225,50 @@ class DriverConnections:
             raise
 
     def _give_back(self, connection: PoolProxiedConnection) -> None:
-        if self._closed:
-            self._owned -= 1
-            self._in_background(_check_in((connection,)))
+        now = time.monotonic()
+        held_since = connection.info.get(_HELD_SINCE, now)
+        if self._passing_through or now - held_since > MAX_HOLD_SECONDS:
+            # Back through the pool now and then, whose checkout applies `pool_recycle` and
+            # the invalidation that follows a disconnect seen on another connection.
+            self._lost(1)
+            self._release([(now, connection)])
             return
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(connection)
                 return
-        self._idle.append((time.monotonic(), connection))
+        self._idle.append((now, connection))
         if self._trim_timer is None:
             self._trim_timer = asyncio.get_running_loop().call_later(self._hold_seconds, self._trim)
 
+    def _hand_place(self, waiter: asyncio.Future[PoolProxiedConnection | None]) -> bool:
+        """Keep a place for `waiter` (it checks out a connection of its own)."""
+        if waiter.done():
+            return False
+        self._owned += 1
+        waiter.set_result(None)
+        return True
+
     def _lost(self, count: int) -> None:
-        """`count` connections went back to the pool or were discarded: as many waiters may
-        check out fresh ones (`count` 0: pass on a place a waiter gave up)."""
+        """`count` connections went back to the pool or were discarded: their places go to
+        as many waiters, first come first served."""
         self._owned -= count
-        free = count or 1
-        while free and self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                free -= 1
+        while count and self._waiters:
+            if self._hand_place(self._waiters.popleft()):
+                count -= 1
+
+    def _take_idle(self, count: int | None = None) -> list[tuple[float, PoolProxiedConnection]]:
+        """The `count` oldest idle connections (all by default), no longer counted as ours."""
+        count = len(self._idle) if count is None else count
+        taken, self._idle = self._idle[:count], self._idle[count:]
+        self._lost(len(taken))
+        return taken
+
+    def _release(self, idle: list[tuple[float, PoolProxiedConnection]]) -> None:
+        """Check `idle` in to the pool, in the background (a request never waits for it)."""
+        if idle:
+            self._in_background(_check_in(idle))
 
     def _trim(self) -> None:
         """The timer: hand back what has been idle for `hold_seconds`; look again later."""
@@ -247,18 +277,13 @@ class DriverConnections:
         stale = 0
         while stale < len(self._idle) and now - self._idle[stale][0] >= self._hold_seconds:
             stale += 1
-        if stale:
-            released, self._idle = self._idle[:stale], self._idle[stale:]
-            self._lost(len(released))
-            self._in_background(_check_in(connection for _, connection in released))
+        self._release(self._take_idle(stale))
         if self._idle:
             due = self._idle[0][0] + self._hold_seconds - now
             self._trim_timer = asyncio.get_running_loop().call_later(due, self._trim)
 
     async def _discard_idle(self, error: BaseException) -> None:
-        idle, self._idle = self._idle, []
-        self._lost(len(idle))
-        for _, connection in idle:
+        for _, connection in self._take_idle():
             await greenlet_spawn(connection.invalidate, error)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -267,8 +292,10 @@ class DriverConnections:
         task.add_done_callback(self._releasing.discard)
 
 
-async def _check_in(connections: Iterable[PoolProxiedConnection]) -> None:
-    for connection in connections:
+async def _check_in(idle: list[tuple[float, PoolProxiedConnection]]) -> None:
+    for idle_since, connection in idle:
+        # The pool pings a connection idle for its window; idle here counts.
+        connection.info[IDLE_SINCE] = idle_since
         try:
             await greenlet_spawn(connection.close)
         except Exception as error:  # the pool logs and discards a connection it cannot reset

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from src.core.db.driver import DriverConnections
+from src.core.db.driver import IDLE_SINCE, DriverConnections
 from src.core.db.inline_sqlite import InlineSQLite, inline_path
 from src.core.db.read import ReadHandle
 from src.settings import Settings
@@ -131,7 +131,10 @@ def ping_when_idle(engine: AsyncEngine, idle_seconds: float = PING_IDLE_SECONDS)
     @event.listens_for(pool, "checkin")
     def _remember_checkin(_dbapi_connection: Any, record: Any) -> None:
         if record is not None:
-            record.info["checked_in_at"] = time.monotonic()
+            # Idle since it was last used: a connection held idle for hot statements before
+            # it came back (src/core/db/driver.py) has been idle since then.
+            idle_since = record.info.pop(IDLE_SINCE, None)
+            record.info["checked_in_at"] = time.monotonic() if idle_since is None else idle_since
 
     @event.listens_for(pool, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -152,7 +155,7 @@ def held_driver_connections(engine: AsyncEngine, settings: Settings) -> DriverCo
     `src.core.db.driver`); on a SQLite file, those statements run on the
     loop while they stay short (`src.core.db.inline_sqlite`, `SQLITE_INLINE_READS`)."""
     size = getattr(engine.sync_engine.pool, "size", None)
-    keep = max(1, size() // 2) if callable(size) else 1
+    keep = size() // 2 if callable(size) else 0  # a pool of one holds nothing
     inline = None
     if settings.sqlite_inline_reads and engine.dialect.driver == "aiosqlite":
         path = inline_path(engine.url)

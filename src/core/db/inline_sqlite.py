@@ -7,8 +7,9 @@ where it is asked for, takes ≈ 8 µs (docs/performance.md). So the hot stateme
 session check, the public profile — run on a read-only `sqlite3` connection on the loop.
 
 That blocks the loop for the statement, which is only acceptable while the statement does
-no I/O wait, so the connection is made never to wait: no busy timeout (a lock answers at
-once, and the statement is then run on the pool's threads instead); and a statement that
+no I/O wait, so the connection is made never to wait: no busy timeout. Any error of the
+driver (a lock answers at once) closes it and sends the statement, and the hot statements of
+the next `cool_down_seconds`, to the pool's threads instead; and a statement that
 read from the disk rather than the page cache (the thread's block reads or major page faults
 grew: `getrusage(RUSAGE_THREAD)`, ≈ 0.5 µs a call) sends this process's hot statements back
 to the threads for `cool_down_seconds`. So at most one statement per cool-down waits on the
@@ -26,6 +27,7 @@ import resource
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -86,7 +88,8 @@ class InlineSQLite:
         started = time.perf_counter()
         try:
             rows = connection.execute(sql, parameters).fetchall()
-        except sqlite3.OperationalError as error:  # locked, busy, I/O: the threads decide
+        except sqlite3.Error as error:  # locked, busy, I/O, a replaced file: the threads decide
+            self.close()  # opened afresh after the cool-down
             self._back_to_threads(f"{type(error).__name__}: {error}")
             raise InlineUnavailable() from error
         elapsed = time.perf_counter() - started
@@ -104,9 +107,8 @@ class InlineSQLite:
     def _open(self) -> sqlite3.Connection:
         try:
             # `timeout=0`: a lock is answered at once, never waited for on the loop.
-            connection = sqlite3.connect(
-                f"file:{self._path}?mode=ro", uri=True, timeout=0, isolation_level=None
-            )
+            uri = Path(self._path).absolute().as_uri() + "?mode=ro"  # `?`, `#`, `%` escaped
+            connection = sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None)
         except sqlite3.Error as error:  # not created yet, not readable: the threads answer
             self._back_to_threads(f"cannot open {self._path} read-only: {error}")
             raise InlineUnavailable() from error
