@@ -13,7 +13,8 @@ change or a deactivation takes effect on the next request with the tokens alread
 The look-up reads the **primary**, never the replica: a replica that lags would accept a
 session that has just ended (the point of ending it is lost) and refuse one that has just
 begun (a fresh login answering 401). It runs on the driver's own connection from the write
-engine's pool (`Database.primary`, which holds a few between checks) as a prepared statement
+engine's pool (`Database.primary`, which holds a few between checks; on a SQLite file, on the
+loop's read-only connection, `src/core/db/inline_sqlite.py`) as a prepared statement
 (asyncpg and sqlite3 both cache them per connection; `src/core/db/driver.py`): SQLAlchemy's
 per-statement cost would otherwise be most of the check (measured in
 `loadtests/session_check.py`). Other drivers take the SQLAlchemy Core path.

@@ -10,10 +10,13 @@ instrumentation would have (it does not see the driver's own statements).
 Checking a connection out of SQLAlchemy's pool and back in cost about 80 µs of CPU per
 statement (greenlet hops, the pool's events, its queue) — more than the statement itself. So
 a `DriverConnections` keeps the connections it used checked out between statements, for at
-most `hold_seconds` (the engine's ping-after-idle window, so a held connection is never older
-than one the pool would hand out without a ping) and at most `keep` of them (so the rest of
-the pool stays for everything else). Idle ones beyond that go back to the pool, from a timer
-when no statement comes. They count as checked out in `db_pool_connections`.
+most `hold_seconds` idle (the engine's ping-after-idle window; the time idle here still counts
+toward it once the connection is back in the pool) and at most `keep` of them (half the pool,
+so the rest stays for everything else; a pool of one holds none). Statements that find all
+`keep` busy wait for the next one given back rather than queueing on the pool. Idle ones go
+back to the pool from a timer when no statement comes, and every connection goes back through
+the pool's checkout at least every `MAX_HOLD_SECONDS` (where `pool_recycle` and the
+invalidation after a disconnect apply). `db_pool_connections` counts held ones as idle.
 
 asyncpg keeps a cache of prepared statements per connection, keyed by the SQL text, so the
 same text is parsed and planned once per connection; sqlite3 does the same for its

@@ -70,7 +70,7 @@ def _sqlite_stamp(column: str) -> str:
     )
 
 
-# SQLite writes the strings the JSON body carries (in aiosqlite's thread, off the event loop):
+# SQLite writes the strings the JSON body carries (in its C code, on either connection):
 # building UUID and datetime objects from its text in Python cost more than the statement.
 _SQLITE_PROFILE = _PROFILE_SQL.format(
     user=":user", user_id=_sqlite_uuid("id"), user_created=_sqlite_stamp("created_at")
