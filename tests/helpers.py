@@ -138,3 +138,16 @@ async def follow(client: httpx.AsyncClient, reader: dict[str, Any], author: dict
     """`reader` follows `author` (204)."""
     response = await client.put(f"/api/v1/users/{author['id']}/follow", headers=reader["headers"])
     assert response.status_code == 204, response.text
+
+
+def pool_checkouts(engine: Any) -> list[Any]:
+    """The driver connections `engine`'s pool hands out, recorded as it does."""
+    from sqlalchemy import event
+
+    seen: list[Any] = []
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        seen.append(dbapi_connection)
+
+    return seen

@@ -11,13 +11,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.core.db.driver import DriverConnections
 from src.core.db.engines import create_engine
 from tests.conftest import Backend
+from tests.helpers import pool_checkouts
 
 HOLD = 0.2
 
@@ -29,17 +29,6 @@ async def engine(backend: Backend) -> AsyncIterator[AsyncEngine]:
         yield created
     finally:
         await created.dispose()
-
-
-def _checkouts(engine: AsyncEngine) -> list[Any]:
-    """The pool's checkouts as they happen, by driver connection."""
-    seen: list[Any] = []
-
-    @event.listens_for(engine.sync_engine.pool, "checkout")
-    def _checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        seen.append(dbapi_connection)
-
-    return seen
 
 
 def _checked_out(engine: AsyncEngine) -> int:
@@ -63,7 +52,7 @@ async def test_a_connection_is_held_between_statements_not_checked_in(
     engine: AsyncEngine,
 ) -> None:
     drivers = DriverConnections(engine, keep=2, hold_seconds=60)
-    checkouts = _checkouts(engine)
+    checkouts = pool_checkouts(engine)
     try:
         first = await drivers.run(_which, operation="SELECT", collection="t")
         second = await drivers.run(_which, operation="SELECT", collection="t")
@@ -81,6 +70,31 @@ async def test_a_connection_is_held_between_statements_not_checked_in(
 async def _started(drivers: DriverConnections, count: int) -> None:
     while drivers.in_use < count:
         await asyncio.sleep(0.005)
+
+
+async def _holding(
+    drivers: DriverConnections, count: int
+) -> tuple[asyncio.Event, list[asyncio.Task[Any]]]:
+    """`count` statements, started, that keep their connections until the gate opens."""
+    gate = asyncio.Event()
+
+    async def wait_then_answer(driver: Any) -> Any:
+        await gate.wait()
+        return driver
+
+    running = [
+        asyncio.create_task(drivers.run(wait_then_answer, operation="SELECT", collection="t"))
+        for _ in range(count)
+    ]
+    await _started(drivers, count)
+    return gate, running
+
+
+def _unavailable(driver: str) -> Exception:
+    """What the driver raises when the database is gone."""
+    if driver == "asyncpg":
+        return asyncpg.PostgresConnectionError("gone")
+    return sqlite3.OperationalError("disk I/O error")
 
 
 async def test_no_more_than_keep_are_used_at_once_the_rest_wait_their_turn(
@@ -121,17 +135,8 @@ async def test_a_statement_waits_at_most_wait_seconds_for_a_connection(
     engine: AsyncEngine,
 ) -> None:
     drivers = DriverConnections(engine, keep=1, hold_seconds=60, wait_seconds=0.1)
-    gate = asyncio.Event()
-
-    async def wait_then_answer(driver: Any) -> Any:
-        await gate.wait()
-        return driver
-
     try:
-        busy = asyncio.create_task(
-            drivers.run(wait_then_answer, operation="SELECT", collection="t")
-        )
-        await _started(drivers, 1)
+        gate, (busy,) = await _holding(drivers, 1)
         with pytest.raises(sa_exc.TimeoutError):
             await drivers.run(_which, operation="SELECT", collection="t")
         gate.set()
@@ -147,17 +152,8 @@ async def test_a_waiter_cancelled_as_it_is_served_passes_the_connection_on(
     engine: AsyncEngine,
 ) -> None:
     drivers = DriverConnections(engine, keep=1, hold_seconds=60)
-    gate = asyncio.Event()
-
-    async def wait_then_answer(driver: Any) -> Any:
-        await gate.wait()
-        return driver
-
     try:
-        busy = asyncio.create_task(
-            drivers.run(wait_then_answer, operation="SELECT", collection="t")
-        )
-        await _started(drivers, 1)
+        gate, (busy,) = await _holding(drivers, 1)
         cancelled = asyncio.create_task(drivers.run(_which, operation="SELECT", collection="t"))
         served = asyncio.create_task(drivers.run(_which, operation="SELECT", collection="t"))
         await asyncio.sleep(0.02)  # both wait, `cancelled` first
@@ -218,7 +214,7 @@ async def test_a_connection_idle_too_long_is_checked_out_again(engine: AsyncEngi
     """Even when the timer has not run yet (a busy loop): the pool's checkout, with its
     ping after idling, hands it out again."""
     drivers = DriverConnections(engine, keep=2, hold_seconds=HOLD)
-    checkouts = _checkouts(engine)
+    checkouts = pool_checkouts(engine)
     try:
         await drivers.run(_which, operation="SELECT", collection="t")
         time.sleep(HOLD * 1.5)  # blocks the loop: the timer cannot run
@@ -253,27 +249,13 @@ async def test_an_unreachable_database_is_a_connection_error_and_drops_the_idle_
     engine: AsyncEngine,
 ) -> None:
     drivers = DriverConnections(engine, keep=2, hold_seconds=60)
-    gate = asyncio.Event()
-    unavailable = (
-        asyncpg.PostgresConnectionError("gone")
-        if drivers.driver == "asyncpg"
-        else sqlite3.OperationalError("disk I/O error")
-    )
-
-    async def wait_then_answer(driver: Any) -> Any:
-        await gate.wait()
-        return driver
+    unavailable = _unavailable(drivers.driver)
 
     async def unreachable(_driver: Any) -> None:
         raise unavailable
 
     try:
-        running = [
-            asyncio.create_task(drivers.run(wait_then_answer, operation="SELECT", collection="t"))
-            for _ in range(2)
-        ]
-        while _checked_out(engine) < 2:
-            await asyncio.sleep(0.01)
+        gate, running = await _holding(drivers, 2)
         gate.set()
         held = await asyncio.gather(*running)  # kept referenced: their ids stay theirs
         assert drivers.held == 2
@@ -319,11 +301,7 @@ async def test_failures_while_statements_wait_never_run_more_than_keep_at_once(
             await gate.wait()
             await asyncio.sleep(0.005)  # the others overlap it, as far as they may
             if mine == 1:  # the database went away: the idle ones are discarded too
-                raise (
-                    asyncpg.PostgresConnectionError("gone")
-                    if drivers.driver == "asyncpg"
-                    else sqlite3.OperationalError("disk I/O error")
-                )
+                raise _unavailable(drivers.driver)
             return driver
         finally:
             running_now -= 1

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,6 +19,7 @@ from src.core.db.driver import DriverConnections
 from src.core.db.engines import create_engine, held_driver_connections
 from src.core.db.inline_sqlite import InlineSQLite, inline_path
 from src.settings import Settings
+from tests.helpers import pool_checkouts
 
 
 @pytest.fixture
@@ -31,16 +32,6 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
         yield created
     finally:
         await created.dispose()
-
-
-def _checkouts(engine: AsyncEngine) -> list[Any]:
-    seen: list[Any] = []
-
-    @event.listens_for(engine.sync_engine.pool, "checkout")
-    def _checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        seen.append(dbapi_connection)
-
-    return seen
 
 
 async def _bodies(driver: Any) -> list[str]:
@@ -59,7 +50,7 @@ async def test_a_statement_runs_on_the_loop_and_reads_the_newest_commit(
 ) -> None:
     drivers = _inline(engine)
     try:
-        checkouts = _checkouts(engine)
+        checkouts = pool_checkouts(engine)
         assert await drivers.run(_bodies, operation="SELECT", collection="notes") == []
         assert checkouts == []  # the pool's threads were never asked
         async with engine.begin() as connection:
@@ -77,7 +68,7 @@ async def test_after_a_disk_read_the_threads_answer_until_the_cool_down_ends(
     reads = itertools.count()
     monkeypatch.setattr(inline_sqlite, "_disk_reads", lambda: next(reads))  # always grew
     drivers = _inline(engine, cool_down_seconds=0.2)
-    checkouts = _checkouts(engine)
+    checkouts = pool_checkouts(engine)
     try:
         await drivers.run(_bodies, operation="SELECT", collection="notes")  # on the loop
         assert checkouts == []
@@ -105,7 +96,7 @@ async def test_a_locked_database_is_read_on_the_threads_not_waited_for(
     monkeypatch.setattr(InlineSQLite, "_open", lambda self: _LockedConnection())
     async with engine.begin() as connection:
         await connection.execute(text("INSERT INTO notes (body) VALUES ('kept')"))
-    checkouts = _checkouts(engine)
+    checkouts = pool_checkouts(engine)
     try:
         assert await drivers.run(_bodies, operation="SELECT", collection="notes") == ["kept"]
         assert len(checkouts) == 1
@@ -119,7 +110,7 @@ async def test_a_database_that_cannot_be_opened_read_only_is_read_on_the_threads
     drivers = DriverConnections(
         engine, keep=1, hold_seconds=60, inline=InlineSQLite(str(tmp_path / "missing.db"))
     )
-    checkouts = _checkouts(engine)
+    checkouts = pool_checkouts(engine)
     try:
         assert await drivers.run(_bodies, operation="SELECT", collection="notes") == []
         assert len(checkouts) == 1
@@ -133,7 +124,7 @@ async def test_sqlite_inline_reads_false_keeps_every_statement_on_the_threads(
     drivers = held_driver_connections(
         engine, Settings(database_url=str(engine.url), sqlite_inline_reads=False)
     )
-    checkouts = _checkouts(engine)
+    checkouts = pool_checkouts(engine)
     try:
         await drivers.run(_bodies, operation="SELECT", collection="notes")
         assert len(checkouts) == 1
