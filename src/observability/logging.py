@@ -43,6 +43,11 @@ from src.core.context import correlation_id_var, request_id_var
 
 # Records waiting for the writer thread; beyond this many, new ones are dropped and counted.
 QUEUE_CAPACITY = 10_000
+# How long the writer sleeps after writing a batch that emptied the queue. Waking for every
+# line made the thread contend for the GIL with the loop once per request; on SQLite, whose
+# statements release the GIL, that cost the profile ≈ 70 µs of a ≈ 260 µs request at 64
+# connections. Lines wait at most this long; a full batch is followed by the next at once.
+WRITE_PAUSE_SECONDS = 0.005
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
@@ -171,8 +176,9 @@ class LineWriter:
     which records are written synchronously.
     """
 
-    def __init__(self, capacity: int = QUEUE_CAPACITY) -> None:
+    def __init__(self, capacity: int = QUEUE_CAPACITY, pause: float = WRITE_PAUSE_SECONDS) -> None:
         self.capacity = capacity
+        self.pause = pause
         self.dropped_total = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._render: Callable[[Any], str] = render_json
@@ -263,6 +269,8 @@ class LineWriter:
                     continue
                 lines.append(self._safe_render(item))
             self._write(lines)
+            if len(batch) < _BATCH:
+                time.sleep(self.pause)  # let lines gather: one wake-up per batch, not per line
 
     def _drain_after_stop(self) -> None:
         lines: list[str] = []

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -198,6 +199,42 @@ def test_a_stalled_stdout_drops_counted_lines_and_never_blocks_the_logger() -> N
     assert dropped["dropped"] == 45
     assert dropped["level"] == "WARNING"
     assert writer.dropped_total == 45
+
+
+class RecordedStream(io.StringIO):
+    """A stdout that remembers each write the writer made, and says when the first one came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+        self.first = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        self.first.set()
+        return super().write(text)
+
+
+def test_lines_handed_over_while_the_writer_pauses_are_written_together() -> None:
+    # The writer wakes once per batch, not once per line: a wake-up per request cost the loop
+    # GIL hand-offs. The pause is long here so that the test's own scheduling cannot split it.
+    stream = RecordedStream()
+    writer = LineWriter(pause=0.5)
+    writer.configure(render_json, lambda: stream)
+    sink = logger.add(writer, format="", level="INFO")
+    try:
+        logger.info("first")
+        assert stream.first.wait(10)  # written; the writer now pauses
+        for index in range(20):
+            logger.info(f"line {index}")
+            time.sleep(0.002)  # lines arrive apart, as requests do: the writer could wake
+        writer.flush()
+    finally:
+        logger.remove(sink)
+        writer.close()
+    messages = [[line["message"] for line in json_lines(text)] for text in stream.writes]
+
+    assert messages == [["first"], [f"line {index}" for index in range(20)]]
 
 
 def test_the_access_line_is_the_object_loguru_would_have_written() -> None:
