@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from src.core.context import request_id_var
+from src.core.context import fresh_request_id, request_id_var
 from src.core.errors.problems import PROBLEM_CONTENT_TYPE, problem_body
 from src.middleware.edge import security_headers
 from src.settings import Settings
@@ -232,7 +231,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _render(
         self, status: int, code: str, detail: str, headers: Sequence[Header], instance: str
     ) -> bytes:
-        request_id = uuid.uuid4().hex
+        request_id = fresh_request_id()
         token = request_id_var.set(request_id)
         try:
             body = problem_body(status, code, detail, instance)

@@ -31,14 +31,13 @@ the request ids and the security headers and records the status. So every status
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from opentelemetry import trace
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.core.context import correlation_id_var, request_id_var
+from src.core.context import correlation_id_var, fresh_request_id, request_id_var
 from src.core.errors.problems import send_error, send_problem, unexpected
 from src.middleware.routes import allowed_methods, route_template
 from src.observability.logging import access_line
@@ -155,7 +154,7 @@ class Edge:
                 traceparent = value
             elif name == b"content-length" and declared is None:
                 declared = value
-        request_id = sane_id(incoming_request_id) or uuid.uuid4().hex
+        request_id = sane_id(incoming_request_id) or fresh_request_id()
         correlation_id = sane_id(incoming_correlation_id) or request_id
         extra = [
             *security_headers(scope["path"], scope.get("scheme")),
@@ -245,7 +244,7 @@ class Edge:
             duration = time.perf_counter() - start
             if metrics is not None:
                 metrics.active_requests.dec()
-            self._record(inner, exchange.recorded_status, duration, metrics, scope["method"])
+            self._record(inner, exchange.recorded_status, duration, metrics, scope["method"], span)
             if tracing is not None and binding is not None:
                 tracing.unbind(binding)
             request_id_var.reset(request_token)
@@ -262,15 +261,17 @@ class Edge:
         )
 
     @staticmethod
-    def _record(scope: Scope, status: int, duration: float, metrics: Any, method: str) -> None:
+    def _record(
+        scope: Scope, status: int, duration: float, metrics: Any, method: str, span: trace.Span
+    ) -> None:
         route = route_template(scope)
+        context = span.get_span_context()  # the request's: current at its start and end alike
         if metrics is not None:
-            context = trace.get_current_span().get_span_context()
             exemplar = None
             # Only a sampled trace was exported, so only it is worth jumping to.
             if context.is_valid and context.trace_flags.sampled and not metrics.multiprocess:
                 exemplar = {"trace_id": format(context.trace_id, "032x")}
-            metrics.request_duration.labels(metric_method(method), route, str(status)).observe(
+            metrics.request_duration_of(metric_method(method), route, status).observe(
                 duration, exemplar=exemplar
             )
         client = scope.get("client")
@@ -283,6 +284,7 @@ class Edge:
             status,
             round(duration * 1000, 2),
             client[0] if client else None,
+            context,
         )
 
 

@@ -343,8 +343,12 @@ def access_line(
     status: int,
     duration_ms: float,
     client: str | None,
+    span_context: trace.SpanContext | None = None,
 ) -> None:
-    """One request's access line (`event=http.access`), with the request's ids and trace."""
+    """One request's access line (`event=http.access`), with the request's ids and trace.
+
+    `span_context` is the request's, when the caller has it already (the edge does), which
+    saves looking the current span up again."""
     threshold = _access_threshold
     if threshold is None:
         logger.bind(
@@ -358,7 +362,7 @@ def access_line(
         return
     if _LEVEL_NUMBERS.get(level, logging.INFO) < threshold:
         return
-    context = trace.get_current_span().get_span_context()
+    context = span_context or trace.get_current_span().get_span_context()
     valid = context.is_valid
     _writer.put(
         AccessRecord(
@@ -409,10 +413,16 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.basicConfig(
         handlers=[_InterceptHandler()], level=logging.getLevelName(level), force=True
     )
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "alembic"):
+    for name in ("uvicorn", "uvicorn.error", "sqlalchemy", "alembic"):
         std = logging.getLogger(name)
         std.handlers = [_InterceptHandler()]
         std.propagate = False
-    # uvicorn's own access log is replaced by the request-context middleware's access line.
-    logging.getLogger("uvicorn.access").disabled = True
+    # uvicorn's own access log is replaced by the edge's access line. Its logger gets no
+    # handler at all: uvicorn asks `hasHandlers()` once per connection, and a logger that has
+    # one (even a disabled one) makes it format the client, quote the path and call the
+    # logger for every answer, only for the line to be thrown away.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers = []
+    uvicorn_access.propagate = False
+    uvicorn_access.disabled = True
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)

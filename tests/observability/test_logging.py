@@ -280,3 +280,11 @@ def test_access_lines_follow_the_log_level(capsys: pytest.CaptureFixture[str]) -
         assert (line["event"], line["route"], line["level"]) == ("http.access", "/health", "DEBUG")
     finally:
         configure_logging("INFO", "json")
+
+
+def test_uvicorn_builds_no_access_line_of_its_own() -> None:
+    # uvicorn formats its access line whenever its logger has a handler anywhere up the tree,
+    # even a disabled one; the edge writes the access line, so uvicorn must find none.
+    configure_logging("INFO", "json")
+
+    assert not logging.getLogger("uvicorn.access").hasHandlers()
