@@ -131,7 +131,7 @@ def build_cache(settings: Settings, redis: Redis | None, metrics: Metrics) -> Ca
     return Cache(
         backend,
         name="redis" if redis is not None else "memory",
-        count=lambda cache, result: metrics.cache_requests.labels(cache, result).inc(),
+        count=lambda cache, result: metrics.cache_request_counts(cache, result).inc(),
         count_error=lambda operation: metrics.cache_errors.labels("redis", operation).inc(),
         # Reads from a replica may refill a key before the replica has replayed the write.
         reinvalidate_after=settings.cache_reinvalidate_seconds

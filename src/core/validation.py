@@ -246,9 +246,16 @@ NewPassword = Annotated[str, StringConstraints(min_length=8), AfterValidator(_bc
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def canonical_uuid(raw: str) -> uuid.UUID | None:
-    """A path id in the standard 8-4-4-4-12 form (either case), or None. The hot reads take
-    only this spelling and leave every other one (and every malformed id) to the route's own
-    parsing, which answers it."""
+def canonical_uuid_text(raw: str) -> str | None:
+    """A path id in the standard 8-4-4-4-12 form (either case) as `str(uuid)` would spell it,
+    or None. The hot reads take only this spelling and leave every other one (and every
+    malformed id) to the route's own parsing, which answers it. A cache key needs the text
+    alone: no `UUID` object to build and turn back into text."""
     lowered = raw.lower()
-    return uuid.UUID(lowered) if _CANONICAL_UUID.fullmatch(lowered) else None
+    return lowered if _CANONICAL_UUID.fullmatch(lowered) else None
+
+
+def canonical_uuid(raw: str) -> uuid.UUID | None:
+    """`canonical_uuid_text`, as a `UUID`."""
+    text = canonical_uuid_text(raw)
+    return uuid.UUID(text) if text is not None else None

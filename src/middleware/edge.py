@@ -271,7 +271,7 @@ class Edge:
             # Only a sampled trace was exported, so only it is worth jumping to.
             if context.is_valid and context.trace_flags.sampled and not metrics.multiprocess:
                 exemplar = {"trace_id": format(context.trace_id, "032x")}
-            metrics.request_duration_of(metric_method(method), route, status).observe(
+            metrics.request_durations(metric_method(method), route, str(status)).observe(
                 duration, exemplar=exemplar
             )
         client = scope.get("client")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from src.core.hot_reads import HotRead
 from src.core.resources import Resources
-from src.core.validation import canonical_uuid
+from src.core.validation import canonical_uuid_text
 from src.slices.content.keys import ITEM_CACHE, LIST_CACHE, LIST_GENERATION, item_key, list_key
 
 ITEM_TEMPLATE = "/api/v1/content/{content_id}"
@@ -28,7 +28,7 @@ _PLAIN_LIMIT = re.compile(rb"limit=([1-9][0-9]{0,2})")
 async def cached_item(
     resources: Resources, params: Mapping[str, str], query: bytes
 ) -> bytes | None:
-    content_id = canonical_uuid(params["content_id"])
+    content_id = canonical_uuid_text(params["content_id"])
     if content_id is None:
         return None  # `/content/feed`, `/content/slug`, a malformed id: the router's
     ttl = resources.settings.content_cache_ttl_seconds

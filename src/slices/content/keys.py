@@ -22,7 +22,8 @@ LIST_CACHE = "content_list"
 LIST_GENERATION = "content:list:generation"
 
 
-def item_key(content_id: uuid.UUID) -> str:
+def item_key(content_id: uuid.UUID | str) -> str:
+    """An item's key, from its id or the id's canonical text (`canonical_uuid_text`)."""
     return f"content:{content_id}"
 
 
