@@ -8,7 +8,8 @@
 
 On SQLite (the embedded default) every connection runs in WAL mode with a busy timeout and
 foreign keys on, and write transactions start with `BEGIN IMMEDIATE`, so two writers queue on
-the database lock instead of failing when one upgrades a read lock.
+the database lock instead of failing when one upgrades a read lock; those of one process take
+turns on the loop first (`sqlite_writers.py`), rather than in SQLite's sleeping busy handler.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
 from loguru import logger
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from src.core.db.driver import IDLE_SINCE, DriverConnections
 from src.core.db.inline_sqlite import InlineSQLite, inline_path
 from src.core.db.read import ReadHandle
+from src.core.db.sqlite_writers import WriterTurns
 from src.settings import Settings
 
 EngineRole = Literal["write", "read"]
@@ -179,6 +182,15 @@ def ensure_sqlite_directory(url: str) -> None:
             logger.warning("cannot create the folder of SQLite database {}", database)
 
 
+# Each SQLite write engine's turns (for a look at them: `writer_turns`).
+_writer_turns: weakref.WeakKeyDictionary[Engine, WriterTurns] = weakref.WeakKeyDictionary()
+
+
+def writer_turns(engine: AsyncEngine) -> WriterTurns:
+    """The turns the write transactions of an SQLite write engine take."""
+    return _writer_turns[engine.sync_engine]
+
+
 def _tune_sqlite(engine: AsyncEngine, settings: Settings, role: EngineRole) -> None:
     busy_timeout = settings.sqlite_busy_timeout_ms
 
@@ -194,11 +206,29 @@ def _tune_sqlite(engine: AsyncEngine, settings: Settings, role: EngineRole) -> N
         cursor.close()
 
     if role == "write":
+        turns = WriterTurns(busy_timeout / 1000)
+        _writer_turns[engine.sync_engine] = turns
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(connection: Any) -> None:
             if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                turns.take(connection.info)
+                try:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                except BaseException:
+                    turns.give_back(connection.info)
+                    raise
+
+        @event.listens_for(engine.sync_engine, "commit")
+        @event.listens_for(engine.sync_engine, "rollback")
+        def _on_end(connection: Any) -> None:
+            # Fired just before the COMMIT or ROLLBACK itself: a writer woken now may try its
+            # BEGIN while it runs, and then waits SQLite's first, shortest busy sleep.
+            turns.give_back(connection.info)
+
+        @event.listens_for(engine.sync_engine, "checkin")
+        def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+            turns.give_back(record.info)  # a transaction that ended without either
 
 
 class Database:
