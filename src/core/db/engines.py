@@ -212,23 +212,30 @@ def _tune_sqlite(engine: AsyncEngine, settings: Settings, role: EngineRole) -> N
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(connection: Any) -> None:
             if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-                turns.take(connection.info)
+                info = connection.info  # read once: a failed BEGIN may invalidate the connection
+                turns.take(info)
                 try:
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
                 except BaseException:
-                    turns.give_back(connection.info)
+                    turns.give_back(info)
                     raise
 
         @event.listens_for(engine.sync_engine, "commit")
         @event.listens_for(engine.sync_engine, "rollback")
         def _on_end(connection: Any) -> None:
             # Fired just before the COMMIT or ROLLBACK itself: a writer woken now may try its
-            # BEGIN while it runs, and then waits SQLite's first, shortest busy sleep.
-            turns.give_back(connection.info)
+            # BEGIN while it runs, and then waits SQLite's first, shortest busy sleep. An
+            # invalidated connection (a cancelled statement) was checked in, which gave the
+            # turn back; asking it for its `info` would raise over the original error.
+            if not connection.invalidated:
+                turns.give_back(connection.info)
 
         @event.listens_for(engine.sync_engine, "checkin")
+        @event.listens_for(engine.sync_engine, "detach")
         def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
-            turns.give_back(record.info)  # a transaction that ended without either
+            # A transaction that ended without either, or a connection the garbage collector
+            # took back unclosed (detached: its `info` is cleared at the next checkout).
+            turns.give_back(record.info)
 
 
 class Database:
