@@ -118,8 +118,9 @@ async def test_no_more_than_keep_are_used_at_once_the_rest_wait_their_turn(
             asyncio.create_task(drivers.run(wait_then_answer, operation="SELECT", collection="t"))
             for _ in range(6)
         ]
-        while running_now < 2:  # both statements running (a connection may take a while)
-            await asyncio.sleep(0.005)
+        async with asyncio.timeout(30):  # both statements running (a connection may take a while)
+            while running_now < 2:
+                await asyncio.sleep(0.005)
         await asyncio.sleep(0.05)  # time for a third to start, were it let through
         assert _checked_out(engine) == 2  # the other four wait for these, not for the pool
         gate.set()

@@ -221,7 +221,10 @@ def test_lines_handed_over_while_the_writer_pauses_are_written_together() -> Non
     stream = RecordedStream()
     writer = LineWriter(pause=0.5)
     writer.configure(render_json, lambda: stream)
-    sink = logger.add(writer, format="", level="INFO")
+    this_thread = threading.get_ident()  # only this test's lines, not another thread's
+    sink = logger.add(
+        writer, format="", level="INFO", filter=lambda r: r["thread"].id == this_thread
+    )
     try:
         logger.info("first")
         assert stream.first.wait(10)  # written; the writer now pauses
