@@ -65,6 +65,10 @@ BASE_SETTINGS: dict[str, Any] = {
     # A loaded CI machine can take seconds to accept a new PostgreSQL connection; the tests
     # that are about connect timeouts set their own.
     "db_connect_timeout_seconds": 10,
+    # The same machine can keep a Redis answer waiting on a busy event loop for more than the
+    # production 0.5 s; a timeout there turns the cache off for a second and the tests about
+    # the cache see every read reach the database. The outage tests set their own.
+    "redis_timeout_seconds": 5,
 }
 
 
