@@ -170,7 +170,13 @@ def build_ai_provider(
             settings.ai_timeout_seconds,
             probe_timeout_seconds=settings.ready_check_timeout_seconds,
         )
-    search = published_search(database.read, cache, cursors, settings.content_cache_ttl_seconds)
+    search = published_search(
+        database.read,
+        cache,
+        cursors,
+        settings.content_cache_ttl_seconds,
+        settings.search_rank_window,
+    )
     return OfflineProvider(search)
 
 

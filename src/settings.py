@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # The in-process cache (embedded default, no REDIS_URL) is bounded by bytes too: keys,
     # values and a per-entry estimate. Redis is bounded by its own `maxmemory`.
     content_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # A search ranks only its newest this-many matches; older ones follow, newest first
+    # (src/slices/content/relevance.py): what one search page may cost, at any size.
+    search_rank_window: int = Field(default=500, ge=1, le=10_000)
     cache_reinvalidate_seconds: float = Field(default=5.0, ge=0)
     # With Redis, each process keeps a local copy of what it read (src/core/cache/near.py),
     # for at most this long (0: no local tier), bounded like the embedded cache.

@@ -288,6 +288,10 @@ async def rebuild(connection: AsyncConnection) -> None:
     if on_postgres:
         columns["search"] = search_vector(contents.c.title, contents.c.body)
     source = select(*columns.values()).join(users, users.c.id == contents.c.author_id)
+    if not on_postgres:
+        # Rows numbered in the order the items were created: their full-text entries take
+        # these numbers, and a search walks the entries newest first (`relevance`).
+        source = source.order_by(contents.c.created_at, contents.c.id)
     await connection.execute(insert(contents_read).from_select(list(columns), source))
     if not on_postgres:
         await _rebuild_tag_lists_on_sqlite(connection)

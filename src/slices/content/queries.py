@@ -17,13 +17,14 @@ the `tsvector` column and ranks with `ts_rank` (title weighted above body); SQLi
 table matches each word as a token prefix (`pyth` finds `python`) and ranks by how many of
 the words the title holds. Both ranks depend on the item alone, not on the rest of the
 collection, so an item's position cannot move between two pages of the same search: the
-cursor carries the rank, and paging has no gaps or repeats.
+cursor carries the rank, and paging has no gaps or repeats. Only the newest matches are
+ranked, the older ones follow newest first, so a search costs the same at any size
+(`relevance`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,25 +38,22 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
-    case,
-    func,
-    literal_column,
     select,
     text,
     true,
     tuple_,
 )
+from sqlalchemy.sql.expression import ColumnCollection
 
 from src.core.cache.policy import Cache
 from src.core.cache.port import CacheStatus
 from src.core.db.read import ReadHandle
 from src.core.identity import Principal
-from src.core.pagination import NEWEST_FIRST, CursorCodec, Keyset, PositionShape, split_page
+from src.core.pagination import NEWEST_FIRST, CursorCodec, Keyset, split_page
 from src.core.tables import (
     UTCDateTime,
     content_tags_read,
     contents_read,
-    contents_search,
     follows_read,
     tags_read,
 )
@@ -71,6 +69,7 @@ from src.slices.content.keys import (
     slug_key,
     tags_key,
 )
+from src.slices.content.relevance import SearchWindow, search_window
 from src.slices.content.rules import PUBLISHED
 from src.slices.content.schemas import Content, ContentPage, TagCount, TagList
 
@@ -81,7 +80,6 @@ TAGS_CACHE = "tags"
 _STATE_COLUMNS = tuple(contents_read.c[field.name] for field in dataclasses.fields(ContentState))
 _NEWEST_FIRST = Keyset(contents_read.c.created_at, contents_read.c.id)
 _TAGGED_NEWEST_FIRST = Keyset(content_tags_read.c.created_at, content_tags_read.c.content_id)
-_BY_RELEVANCE: PositionShape = (float, dt.datetime, uuid.UUID)
 _IS_PUBLISHED = contents_read.c.status == PUBLISHED
 
 
@@ -199,50 +197,16 @@ class ContentFilters:
     search: tuple[str, ...] | None = None
 
 
-def _fts5_phrase(term: str) -> str:
-    """One search word as an FTS5 prefix phrase: quoted, so it is never query syntax."""
-    return '"' + term.replace('"', '""') + '"*'
-
-
-def _search_query(dialect: str, terms: tuple[str, ...]) -> tuple[Select[Any], ColumnElement[Any]]:
-    """Published items matching every word, with their rank (higher is more relevant)."""
-    if dialect == "postgresql":
-        query_vector = func.plainto_tsquery(literal_column("'english'::regconfig"), " ".join(terms))
-        rank: ColumnElement[Any] = func.ts_rank(contents_read.c.search, query_vector)
-        matching = select(*_STATE_COLUMNS, rank.label("rank")).where(
-            contents_read.c.search.op("@@")(query_vector)
-        )
-        return matching, rank
-    search_rowid: ColumnElement[Any] = literal_column("contents_search.rowid")
-    entry = contents_read.c.search  # the rowid of the item's full-text entry
-    table_match = literal_column("contents_search").op("MATCH")
-
-    def in_title(term: str) -> ColumnElement[Any]:
-        titles = (
-            select(search_rowid)
-            .select_from(contents_search)
-            .where(table_match(f"title : {_fts5_phrase(term)}"))
-            .correlate(None)  # its own scan of the index, not the outer query's row
-        )
-        return case((entry.in_(titles.scalar_subquery()), 1), else_=0)
-
-    rank = sum((in_title(term) for term in terms[1:]), in_title(terms[0]))
-    matching = (
-        select(*_STATE_COLUMNS, rank.label("rank"))
-        .select_from(contents_search.join(contents_read, entry == search_rowid))
-        .where(table_match(" ".join(_fts5_phrase(term) for term in terms)))
-    )
-    return matching, rank
-
-
 @dataclass(frozen=True, slots=True)
 class ListContent:
-    """The public list: published items, newest first, or by relevance with `q`."""
+    """The public list: published items, newest first, or by relevance with `q` (ranked
+    within the newest `search_window` matches: see `relevance`)."""
 
     read: ReadHandle
     cache: Cache
     cursors: CursorCodec
     ttl: int
+    search_window: int
 
     async def execute(
         self, limit: int, cursor: str | None, filters: ContentFilters
@@ -251,9 +215,10 @@ class ListContent:
             span.set_attribute("page.limit", limit)
             searching = filters.search is not None
             span.set_attribute("content.search", searching)
-            shape = _BY_RELEVANCE if searching else NEWEST_FIRST
+            ranked = search_window(self.read.dialect, _STATE_COLUMNS, self.search_window)
+            shape = ranked.shape if searching else NEWEST_FIRST
             after = self.cursors.decode(cursor, shape) if cursor else None  # 422 before I/O
-            load = self._loader(limit, after, filters)
+            load = self._loader(limit, after, filters, ranked)
             key = list_key(filters.author_id, limit, after, filters.tag, filters.search)
             body, status = await self.cache.get_versioned(
                 LIST_CACHE, LIST_GENERATION, key, self.ttl, load
@@ -262,7 +227,11 @@ class ListContent:
             return body, status
 
     def _loader(
-        self, limit: int, after: tuple[Any, ...] | None, filters: ContentFilters
+        self,
+        limit: int,
+        after: tuple[Any, ...] | None,
+        filters: ContentFilters,
+        ranked: SearchWindow,
     ) -> Callable[[], Awaitable[bytes]]:
         async def newest() -> bytes:
             if filters.tag is not None:
@@ -286,24 +255,23 @@ class ListContent:
                 rows = await self.read.all(_NEWEST_FIRST.page(query, after, limit))
             return _page(rows, limit, self.cursors)
 
-        async def relevant() -> bytes:
-            terms = filters.search or ()
-            if not terms:
-                return ContentPage(items=[], next_cursor=None).model_dump_json().encode()
-            query, rank = _search_query(self.read.dialect, terms)
-            query = query.where(_IS_PUBLISHED)
+        def narrowing(columns: ColumnCollection[str, Any]) -> list[ColumnElement[bool]]:
+            conditions: list[ColumnElement[bool]] = []
             if filters.author_id is not None:
-                query = query.where(contents_read.c.author_id == filters.author_id)
+                conditions.append(columns.author_id == filters.author_id)
             if filters.tag is not None:
                 tagged = select(content_tags_read.c.content_id).where(
                     content_tags_read.c.tag == filters.tag
                 )
-                query = query.where(contents_read.c.id.in_(tagged.scalar_subquery()))
-            by_relevance = Keyset(rank, contents_read.c.created_at, contents_read.c.id)
-            rows = await self.read.all(by_relevance.page(query, after, limit))
-            return _page(
-                rows, limit, self.cursors, lambda row: (float(row.rank), row.created_at, row.id)
-            )
+                conditions.append(columns.id.in_(tagged.scalar_subquery()))
+            return conditions
+
+        async def relevant() -> bytes:
+            terms = filters.search or ()
+            if not terms:
+                return ContentPage(items=[], next_cursor=None).model_dump_json().encode()
+            page = await ranked.page(self.read, terms, narrowing, after, limit)
+            return _page(page.rows, limit, self.cursors, page.position)
 
         return relevant if filters.search is not None else newest
 

@@ -129,7 +129,11 @@ async def list_content(
         author_id=author_id, tag=tag, search=None if q is None else search_terms(q)
     )
     query = ListContent(
-        res.database.read, res.cache, res.cursors, res.settings.content_cache_ttl_seconds
+        res.database.read,
+        res.cache,
+        res.cursors,
+        res.settings.content_cache_ttl_seconds,
+        res.settings.search_rank_window,
     )
     return _cached_json(*await query.execute(limit, cursor, filters))
 

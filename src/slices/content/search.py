@@ -17,8 +17,10 @@ from src.slices.content.queries import ContentFilters, ListContent
 from src.slices.content.rules import search_terms
 
 
-def published_search(read: ReadHandle, cache: Cache, cursors: CursorCodec, ttl: int) -> Search:
-    query = ListContent(read, cache, cursors, ttl)
+def published_search(
+    read: ReadHandle, cache: Cache, cursors: CursorCodec, ttl: int, window: int
+) -> Search:
+    query = ListContent(read, cache, cursors, ttl, window)
 
     async def search(words: tuple[str, ...], limit: int) -> Sequence[Source]:
         terms = search_terms(" ".join(words))
