@@ -48,11 +48,11 @@ async def _pages(client: httpx.AsyncClient, between: Any = None, **params: Any) 
 
 
 async def _heron_items(client: httpx.AsyncClient, author: dict[str, Any]) -> None:
-    """Six matches of `heron`, oldest first; the title holds the word in A, C and F only."""
-    for name, in_title in (("A", True), ("B", False), ("C", True), ("D", False), ("E", False)):
-        title = f"{name} heron" if in_title else f"{name} note"
+    """Six matches of `heron`, oldest first. The title holds the word in A, C and D: of the
+    window (D, E, F) only in its oldest, D, which ranking must lift above E and F."""
+    for name in "ABCDEF":
+        title = f"{name} heron" if name in "ACD" else f"{name} note"
         await publish(client, author, title=title, content=f"{name}: a heron by the river.")
-    await publish(client, author, title="F heron", content="F: a heron by the river.")
 
 
 async def test_the_newest_matches_are_ranked_and_the_older_follow_newest_first(
@@ -60,8 +60,9 @@ async def test_the_newest_matches_are_ranked_and_the_older_follow_newest_first(
 ) -> None:
     author = await authed_user(client)
     await _heron_items(client, author)
-    # Ranked over every match this would be F, C, A (title), then E, D, B.
-    expected = ["F heron", "E note", "D note", "C heron", "B note", "A heron"]
+    # Ranked over every match this would be D, C, A (title), then F, E, B; newest first
+    # throughout, F, E, D, C, B, A.
+    expected = ["D heron", "F note", "E note", "C heron", "B note", "A heron"]
     assert await _pages(client, q="heron", limit=20) == expected
 
 
@@ -79,7 +80,7 @@ async def test_pages_cross_the_window_without_gaps_or_repeats_as_content_arrives
         await publish(client, author, title=f"Late heron {n}", content="Heron, heron, heron.")
 
     titles = await _pages(client, between=publish_a_better_match, q="heron", limit=limit)
-    assert titles == ["F heron", "E note", "D note", "C heron", "B note", "A heron"]
+    assert titles == ["D heron", "F note", "E note", "C heron", "B note", "A heron"]
 
 
 async def test_the_window_stays_where_the_first_page_put_it(client: httpx.AsyncClient) -> None:
@@ -87,9 +88,8 @@ async def test_the_window_stays_where_the_first_page_put_it(client: httpx.AsyncC
     author = await authed_user(client)
     await _heron_items(client, author)
     first = (await client.get("/api/v1/content", params={"q": "heron", "limit": 2})).json()
-    assert [item["title"] for item in first["items"]] == ["F heron", "E note"]
-    listed = (await client.get("/api/v1/content", params={"q": "note", "limit": 20})).json()
-    oldest_in_window = next(item for item in listed["items"] if item["title"] == "D note")
+    assert [item["title"] for item in first["items"]] == ["D heron", "F note"]
+    oldest_in_window = first["items"][0]
     deleted = await client.delete(
         f"/api/v1/content/{oldest_in_window['id']}", headers=author["headers"]
     )
@@ -97,8 +97,9 @@ async def test_the_window_stays_where_the_first_page_put_it(client: httpx.AsyncC
     rest = await client.get(
         "/api/v1/content", params={"q": "heron", "limit": 20, "cursor": first["next_cursor"]}
     )
-    # Recomputed, the window would now hold C, rank it above E and so skip it.
-    assert [item["title"] for item in rest.json()["items"]] == ["C heron", "B note", "A heron"]
+    # Recomputed, the window would now hold C, rank it above F (the cursor) and so skip it.
+    titles = [item["title"] for item in rest.json()["items"]]
+    assert titles == ["E note", "C heron", "B note", "A heron"]
 
 
 async def test_filters_that_keep_nothing_of_the_window_page_the_older_matches(
