@@ -48,9 +48,8 @@ from src.slices.content.rules import PUBLISHED
 
 OLDER = -1.0  # the rank of a match older than the window: below every rank in it
 
-# The window's start when it holds every match (fewer than `size` of them): nothing is older.
-_POSTGRES_ALL = (dt.datetime(1, 1, 1, tzinfo=dt.UTC), uuid.UUID(int=0))
-_SQLITE_ALL = 0  # entries are numbered from 1
+_NEWEST_KEY = tuple_(contents_read.c.created_at, contents_read.c.id)  # PostgreSQL's position
+_fts_entry = contents_search.c.rowid  # SQLite's position: the item's full-text entry
 
 Narrowing = Callable[[ColumnCollection[str, Any]], list[ColumnElement[bool]]]
 """The filters' conditions on the columns of `contents_read` or of a query over it."""
@@ -72,15 +71,16 @@ class RankedPage:
 
 
 class SearchWindow(ABC):
-    """A backend's ranked search; `shape` is its cursors' (see the module's docstring)."""
+    """A backend's ranked search. `shape` is its cursors' (see the module's docstring);
+    `everything` the window start that means the window holds every match."""
 
     shape: PositionShape
+    everything: Any
 
     def __init__(self, state_columns: Sequence[ColumnElement[Any]], size: int) -> None:
         self.state_columns = tuple(state_columns)
         self.size = size
 
-    @abstractmethod
     async def page(
         self,
         read: ReadHandle,
@@ -89,58 +89,76 @@ class SearchWindow(ABC):
         after: tuple[Any, ...] | None,
         limit: int,
     ) -> RankedPage:
-        """The page after `after` (a decoded cursor; None: the first page)."""
+        """The page after `after` (a decoded cursor; None: the first page): what is left
+        of the window, by rank, then as many of the older matches as the page has room for."""
+        older_after = None
+        if after is None:
+            rows, start = await self._first_page(read, terms, narrowing, limit)
+        else:
+            start = self._start_of(after)
+            if after[0] == OLDER:  # past the window already
+                rows, older_after = [], self._older_position_of(after)
+            else:
+                window = self._in_window(terms, narrowing, start)
+                rows = list(await read.all(_ranked_page(*window, after[:3], limit)))
+        if len(rows) <= limit and start != self.everything:
+            older = self._older(terms, narrowing, start, older_after, limit + 1 - len(rows))
+            rows = [*rows, *await read.all(older)]
+        return RankedPage(rows, lambda row: self._position(row, start))
+
+    @abstractmethod
+    async def _first_page(
+        self, read: ReadHandle, terms: tuple[str, ...], narrowing: Narrowing, limit: int
+    ) -> tuple[list[Row[Any]], Any]:
+        """The first page and where its window starts."""
+
+    @abstractmethod
+    def _in_window(
+        self, terms: tuple[str, ...], narrowing: Narrowing, start: Any
+    ) -> tuple[Select[Any], ColumnElement[Any]]:
+        """The window's answerable matches with their rank (the select list's `rank`)."""
+
+    @abstractmethod
+    def _older(
+        self,
+        terms: tuple[str, ...],
+        narrowing: Narrowing,
+        start: Any,
+        after: Any,
+        rows: int,
+    ) -> Select[Any]:
+        """Up to `rows` answerable matches older than the window, newest first, after the
+        older match `after` (None: from the window's start)."""
+
+    @abstractmethod
+    def _start_of(self, after: tuple[Any, ...]) -> Any:
+        """The window's start a cursor carries."""
+
+    @abstractmethod
+    def _older_position_of(self, after: tuple[Any, ...]) -> Any:
+        """Where an older match's cursor is in the newest-first order of the older ones."""
+
+    @abstractmethod
+    def _position(self, row: Any, start: Any) -> tuple[Any, ...]:
+        """The cursor position of `row` in a search whose window starts at `start`."""
 
 
 class _PostgresWindow(SearchWindow):
     # rank, created_at, id, and the window's start: (created_at, id) of its oldest match
     shape = (float, dt.datetime, uuid.UUID, dt.datetime, uuid.UUID)
+    everything = (dt.datetime(1, 1, 1, tzinfo=dt.UTC), uuid.UUID(int=0))
 
-    async def page(
-        self,
-        read: ReadHandle,
-        terms: tuple[str, ...],
-        narrowing: Narrowing,
-        after: tuple[Any, ...] | None,
-        limit: int,
-    ) -> RankedPage:
+    @staticmethod
+    def _words(terms: tuple[str, ...]) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
         words = func.plainto_tsquery(literal_column("'english'::regconfig"), " ".join(terms))
-        matches = contents_read.c.search.op("@@")(words)
-        if after is None:
-            rows, start = await self._first_page(read, words, matches, narrowing, limit)
-            older_after = None
-        else:
-            start = (after[3], after[4])
-            rows = []
-            if after[0] != OLDER:  # still inside the window
-                rows = await self._in_window(read, words, matches, narrowing, after, limit)
-            older_after = (after[1], after[2]) if after[0] == OLDER else None
-        if len(rows) <= limit and start != _POSTGRES_ALL:
-            older = (
-                select(*self.state_columns, literal(OLDER).label("rank"))
-                .where(matches, contents_read.c.status == PUBLISHED)
-                .where(*narrowing(contents_read.c))
-                .where(tuple_(contents_read.c.created_at, contents_read.c.id) < tuple_(*start))
-                .order_by(contents_read.c.created_at.desc(), contents_read.c.id.desc())
-                .limit(limit + 1 - len(rows))
-            )
-            if older_after is not None:
-                older = older.where(
-                    tuple_(contents_read.c.created_at, contents_read.c.id) < tuple_(*older_after)
-                )
-            rows = [*rows, *await read.all(older)]
-        return RankedPage(rows, lambda row: (float(row.rank), row.created_at, row.id, *start))
+        return words, contents_read.c.search.op("@@")(words)
 
     async def _first_page(
-        self,
-        read: ReadHandle,
-        words: ColumnElement[Any],
-        matches: ColumnElement[bool],
-        narrowing: Narrowing,
-        limit: int,
-    ) -> tuple[list[Row[Any]], tuple[dt.datetime, uuid.UUID]]:
-        """The first page and the window's start, in one statement: the newest `size`
-        matches, ranked; the window functions run over those rows alone."""
+        self, read: ReadHandle, terms: tuple[str, ...], narrowing: Narrowing, limit: int
+    ) -> tuple[list[Row[Any]], Any]:
+        """In one statement: the newest `size` matches, ranked; the window functions (its
+        start, its size) run over those rows alone."""
+        words, matches = self._words(terms)
         newest = (
             select(*self.state_columns, contents_read.c.search)
             .where(matches, contents_read.c.status == PUBLISHED)
@@ -167,7 +185,7 @@ class _PostgresWindow(SearchWindow):
         if rows:
             first = rows[0]
             if first.window_rows < self.size:
-                return rows, _POSTGRES_ALL
+                return rows, self.everything
             return rows, (first.start_at, first.start_id)
         # The filters kept nothing of the window: where it starts is still needed.
         start = await read.first(
@@ -177,86 +195,61 @@ class _PostgresWindow(SearchWindow):
             .offset(self.size - 1)
             .limit(1)
         )
-        return rows, _POSTGRES_ALL if start is None else (start.created_at, start.id)
+        return rows, self.everything if start is None else (start.created_at, start.id)
 
-    async def _in_window(
-        self,
-        read: ReadHandle,
-        words: ColumnElement[Any],
-        matches: ColumnElement[bool],
-        narrowing: Narrowing,
-        after: tuple[Any, ...],
-        limit: int,
-    ) -> list[Row[Any]]:
-        start = (after[3], after[4])
+    def _in_window(
+        self, terms: tuple[str, ...], narrowing: Narrowing, start: Any
+    ) -> tuple[Select[Any], ColumnElement[Any]]:
+        words, matches = self._words(terms)
         rank = func.ts_rank(contents_read.c.search, words).label("rank")
         query = (
             select(*self.state_columns, rank)
             .where(matches, contents_read.c.status == PUBLISHED)
             .where(*narrowing(contents_read.c))
         )
-        if start != _POSTGRES_ALL:
-            query = query.where(
-                tuple_(contents_read.c.created_at, contents_read.c.id) >= tuple_(*start)
-            )
-        return list(await read.all(_ranked_page(query, rank, after[:3], limit)))
+        if start != self.everything:
+            query = query.where(tuple_(*start) <= _NEWEST_KEY)
+        return query, rank
+
+    def _older(
+        self, terms: tuple[str, ...], narrowing: Narrowing, start: Any, after: Any, rows: int
+    ) -> Select[Any]:
+        _, matches = self._words(terms)
+        query = (
+            select(*self.state_columns, literal(OLDER).label("rank"))
+            .where(matches, contents_read.c.status == PUBLISHED, tuple_(*start) > _NEWEST_KEY)
+            .where(*narrowing(contents_read.c))
+            .order_by(contents_read.c.created_at.desc(), contents_read.c.id.desc())
+            .limit(rows)
+        )
+        return query if after is None else query.where(tuple_(*after) > _NEWEST_KEY)
+
+    def _start_of(self, after: tuple[Any, ...]) -> Any:
+        return (after[3], after[4])
+
+    def _older_position_of(self, after: tuple[Any, ...]) -> Any:
+        return (after[1], after[2])
+
+    def _position(self, row: Any, start: Any) -> tuple[Any, ...]:
+        return (float(row.rank), row.created_at, row.id, *start)
 
 
 class _SQLiteWindow(SearchWindow):
     # rank, created_at, id, the window's start (its oldest entry) and the row's own entry
     shape = (float, dt.datetime, uuid.UUID, int, int)
-
-    async def page(
-        self,
-        read: ReadHandle,
-        terms: tuple[str, ...],
-        narrowing: Narrowing,
-        after: tuple[Any, ...] | None,
-        limit: int,
-    ) -> RankedPage:
-        entry = contents_search.c.rowid
-        matches = _fts5_match(" ".join(fts5_phrase(term) for term in terms))
-        if after is None:
-            rows, start = await self._first_page(read, terms, matches, narrowing, limit)
-            older_after = None
-        else:
-            start = after[3]
-            rows = []
-            if after[0] != OLDER:  # still inside the window
-                rows = await self._in_window(read, terms, matches, narrowing, after, limit)
-            older_after = after[4] if after[0] == OLDER else None
-        if len(rows) <= limit and start != _SQLITE_ALL:
-            older = (
-                select(*self.state_columns, literal(OLDER).label("rank"), entry.label("entry"))
-                .select_from(_indexed_items())
-                .where(matches, entry < start, contents_read.c.status == PUBLISHED)
-                .where(*narrowing(contents_read.c))
-                .order_by(entry.desc())
-                .limit(limit + 1 - len(rows))
-            )
-            if older_after is not None:
-                older = older.where(entry < older_after)
-            rows = [*rows, *await read.all(older)]
-        return RankedPage(
-            rows, lambda row: (float(row.rank), row.created_at, row.id, start, row.entry)
-        )
+    everything = 0  # entries are numbered from 1
 
     async def _first_page(
-        self,
-        read: ReadHandle,
-        terms: tuple[str, ...],
-        matches: ColumnElement[bool],
-        narrowing: Narrowing,
-        limit: int,
-    ) -> tuple[list[Row[Any]], int]:
-        """The first page and the window's start, in one statement: FTS5 hands over its
-        newest `size` matching entries, and only those are joined and ranked."""
-        entry = contents_search.c.rowid
+        self, read: ReadHandle, terms: tuple[str, ...], narrowing: Narrowing, limit: int
+    ) -> tuple[list[Row[Any]], Any]:
+        """In one statement: FTS5 hands over its newest `size` matching entries, and only
+        those are joined and ranked."""
+        matches = _words_match(terms)
         newest = (
-            select(entry.label("entry"))
+            select(_fts_entry.label("entry"))
             .select_from(contents_search)
             .where(matches)
-            .order_by(entry.desc())
+            .order_by(_fts_entry.desc())
             .limit(self.size)
             .cte("newest")
         )
@@ -277,41 +270,51 @@ class _SQLiteWindow(SearchWindow):
         rows = list(await read.all(_ranked_page(query, rank, None, limit)))
         if rows:
             first = rows[0]
-            return rows, _SQLITE_ALL if first.window_rows < self.size else first.start_entry
+            return rows, self.everything if first.window_rows < self.size else first.start_entry
         # The filters kept nothing of the window: where it starts is still needed.
         oldest = await read.scalar(
-            select(entry)
+            select(_fts_entry)
             .select_from(contents_search)
             .where(matches)
-            .order_by(entry.desc())
+            .order_by(_fts_entry.desc())
             .offset(self.size - 1)
             .limit(1)
         )
-        return rows, _SQLITE_ALL if oldest is None else int(oldest)
+        return rows, self.everything if oldest is None else int(oldest)
 
-    async def _in_window(
-        self,
-        read: ReadHandle,
-        terms: tuple[str, ...],
-        matches: ColumnElement[bool],
-        narrowing: Narrowing,
-        after: tuple[Any, ...],
-        limit: int,
-    ) -> list[Row[Any]]:
-        start: int = after[3]
-        entry = contents_search.c.rowid
+    def _in_window(
+        self, terms: tuple[str, ...], narrowing: Narrowing, start: Any
+    ) -> tuple[Select[Any], ColumnElement[Any]]:
         rank = _title_rank(terms, literal(start)).label("rank")
         query = (
-            select(
-                *self.state_columns,
-                rank,
-                entry.label("entry"),
-            )
+            select(*self.state_columns, rank, _fts_entry.label("entry"))
             .select_from(_indexed_items())
-            .where(matches, entry >= start, contents_read.c.status == PUBLISHED)
+            .where(_words_match(terms), start <= _fts_entry, contents_read.c.status == PUBLISHED)
             .where(*narrowing(contents_read.c))
         )
-        return list(await read.all(_ranked_page(query, rank, after[:3], limit)))
+        return query, rank
+
+    def _older(
+        self, terms: tuple[str, ...], narrowing: Narrowing, start: Any, after: Any, rows: int
+    ) -> Select[Any]:
+        query = (
+            select(*self.state_columns, literal(OLDER).label("rank"), _fts_entry.label("entry"))
+            .select_from(_indexed_items())
+            .where(_words_match(terms), start > _fts_entry, contents_read.c.status == PUBLISHED)
+            .where(*narrowing(contents_read.c))
+            .order_by(_fts_entry.desc())
+            .limit(rows)
+        )
+        return query if after is None else query.where(after > _fts_entry)
+
+    def _start_of(self, after: tuple[Any, ...]) -> Any:
+        return after[3]
+
+    def _older_position_of(self, after: tuple[Any, ...]) -> Any:
+        return after[4]
+
+    def _position(self, row: Any, start: Any) -> tuple[Any, ...]:
+        return (float(row.rank), row.created_at, row.id, start, row.entry)
 
 
 def _ranked_page(
@@ -326,25 +329,29 @@ def _ranked_page(
     return query.limit(limit + 1)
 
 
+def _words_match(terms: tuple[str, ...]) -> ColumnElement[bool]:
+    """Every one of `terms` is in the item's title or body (each as a prefix)."""
+    return _fts5_match(" ".join(fts5_phrase(term) for term in terms))
+
+
 def _fts5_match(expression: str) -> ColumnElement[bool]:
     matched: ColumnElement[bool] = literal_column("contents_search").op("MATCH")(expression)
     return matched
 
 
 def _indexed_items() -> Any:
-    return contents_search.join(contents_read, contents_read.c.search == contents_search.c.rowid)
+    return contents_search.join(contents_read, contents_read.c.search == _fts_entry)
 
 
 def _title_rank(terms: tuple[str, ...], start: ColumnElement[Any]) -> ColumnElement[Any]:
     """How many of `terms` the title of `contents_read`'s row holds, looked up among the
     entries from `start` on (the window's), so no more of the index is read than needed."""
-    entry = contents_search.c.rowid
 
     def in_title(term: str) -> ColumnElement[Any]:
         titles = (
-            select(entry)
+            select(_fts_entry)
             .select_from(contents_search)
-            .where(_fts5_match(f"title : {fts5_phrase(term)}"), entry >= start)
+            .where(_fts5_match(f"title : {fts5_phrase(term)}"), _fts_entry >= start)
             .correlate(None)  # its own scan of the index, not the outer query's row
         )
         return case((contents_read.c.search.in_(titles.scalar_subquery()), 1), else_=0)
