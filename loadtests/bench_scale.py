@@ -298,14 +298,14 @@ def run_size(
     backend: str, items: int, user_count: int, requests: int, explain: bool
 ) -> dict[str, Any]:
     if backend == "sqlite":
-        folder = tempfile.mkdtemp(prefix="inkwell-scale-")
-        url = f"sqlite+aiosqlite:///{folder}/inkwell.db"
-        migrate(url)
-        seeded = asyncio.run(_seed(url, items, user_count))
-        measured = asyncio.run(
-            _measure(measurement_settings(url, None, REDIS_PREFIX), seeded, requests, explain)
-        )
-        return {**seeded, **measured}
+        with tempfile.TemporaryDirectory(prefix="inkwell-scale-") as folder:  # GBs at 1M
+            url = f"sqlite+aiosqlite:///{folder}/inkwell.db"
+            migrate(url)
+            seeded = asyncio.run(_seed(url, items, user_count))
+            measured = asyncio.run(
+                _measure(measurement_settings(url, None, REDIS_PREFIX), seeded, requests, explain)
+            )
+            return {**seeded, **measured}
     asyncio.run(fresh_postgres_database(PG_DATABASE))
     url = database_url(PG_DATABASE)
     redis_url = REDIS_URL if reachable(6379) else None
