@@ -37,17 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    case,
-    func,
-    literal,
-    literal_column,
-    select,
-    true,
-    tuple_,
-)
+from sqlalchemy import ColumnElement, Select, case, func, literal, literal_column, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.expression import ColumnCollection
 
@@ -183,20 +173,29 @@ class _PostgresWindow(SearchWindow):
             func.first_value(newest.c.created_at).over(order_by=oldest_first).label("start_at"),
             func.first_value(newest.c.id).over(order_by=oldest_first).label("start_id"),
             func.count().over().label("window_rows"),
-        ).cte("window")
-        bounds = select(window.c.start_at, window.c.start_id, window.c.window_rows).limit(1)
-        page = (
-            select(*(window.c[column.name] for column in self.state_columns), window.c.rank)
-            .where(*narrowing(window.c))
-            .order_by(window.c.rank.desc(), window.c.created_at.desc(), window.c.id.desc())
-            .limit(limit + 1)
+        ).subquery("window")
+        rows = list(
+            await read.all(
+                select(window)
+                .where(*narrowing(window.c))
+                .order_by(window.c.rank.desc(), window.c.created_at.desc(), window.c.id.desc())
+                .limit(limit + 1)
+            )
         )
-        rows = await read.all(_page_with_bounds(bounds.subquery("bounds"), page.subquery("page")))
-        if not rows:  # no match at all
-            return [], self.everything
-        first = rows[0]
-        start = (first.start_at, first.start_id)
-        return _answered(rows), self.everything if first.window_rows < self.size else start
+        if rows:
+            first = rows[0]
+            if first.window_rows < self.size:
+                return rows, self.everything
+            return rows, (first.start_at, first.start_id)
+        # The filters kept nothing of the window: where it starts is still needed.
+        start = await read.first(
+            select(contents_read.c.created_at, contents_read.c.id)
+            .where(matches, contents_read.c.status == PUBLISHED)
+            .order_by(contents_read.c.created_at.desc(), contents_read.c.id.desc())
+            .offset(self.size - 1)
+            .limit(1)
+        )
+        return rows, self.everything if start is None else (start.created_at, start.id)
 
     def _in_window(
         self, terms: tuple[str, ...], narrowing: Narrowing, start: Any
@@ -245,31 +244,43 @@ class _SQLiteWindow(SearchWindow):
     ) -> tuple[list[Row[Any]], Any]:
         """In one statement: FTS5 hands over its newest `size` matching entries, and only
         those are joined and ranked."""
+        matches = _words_match(terms)
         newest = (
             select(_fts_entry.label("entry"))
             .select_from(contents_search)
-            .where(_words_match(terms))
+            .where(matches)
             .order_by(_fts_entry.desc())
             .limit(self.size)
             .cte("newest")
         )
-        bounds = select(
-            func.min(newest.c.entry).label("start_entry"), func.count().label("window_rows")
-        ).select_from(newest)
         start = select(func.min(newest.c.entry)).scalar_subquery()
         rank = _title_rank(terms, start).label("rank")
-        page = (
-            select(*self.state_columns, rank, newest.c.entry)
+        query = (
+            select(
+                *self.state_columns,
+                rank,
+                newest.c.entry,
+                start.label("start_entry"),
+                select(func.count()).select_from(newest).scalar_subquery().label("window_rows"),
+            )
             .select_from(newest.join(contents_read, contents_read.c.search == newest.c.entry))
             .where(contents_read.c.status == PUBLISHED)
             .where(*narrowing(contents_read.c))
         )
-        page = _ranked_page(page, rank, None, limit)
-        rows = await read.all(_page_with_bounds(bounds.subquery("bounds"), page.subquery("page")))
-        first = rows[0]  # the bounds are an aggregate: always one row
-        if first.window_rows < self.size:
-            return _answered(rows), self.everything
-        return _answered(rows), first.start_entry
+        rows = list(await read.all(_ranked_page(query, rank, None, limit)))
+        if rows:
+            first = rows[0]
+            return rows, self.everything if first.window_rows < self.size else first.start_entry
+        # The filters kept nothing of the window: where it starts is still needed.
+        oldest = await read.scalar(
+            select(_fts_entry)
+            .select_from(contents_search)
+            .where(matches)
+            .order_by(_fts_entry.desc())
+            .offset(self.size - 1)
+            .limit(1)
+        )
+        return rows, self.everything if oldest is None else int(oldest)
 
     def _in_window(
         self, terms: tuple[str, ...], narrowing: Narrowing, start: Any
@@ -304,22 +315,6 @@ class _SQLiteWindow(SearchWindow):
 
     def _position(self, row: Any, start: Any) -> tuple[Any, ...]:
         return (float(row.rank), row.created_at, row.id, start, row.entry)
-
-
-def _page_with_bounds(bounds: Any, page: Any) -> Select[Any]:
-    """The window's bounds beside each row of the first page, in one statement, so both
-    come from the same snapshot; a first page with no row still gets its bounds (the page's
-    columns NULL: see `_answered`)."""
-    return (
-        select(bounds, page)
-        .select_from(bounds.outerjoin(page, true()))
-        .order_by(page.c.rank.desc(), page.c.created_at.desc(), page.c.id.desc())
-    )
-
-
-def _answered(rows: Sequence[Row[Any]]) -> list[Row[Any]]:
-    """The page's own rows of `_page_with_bounds` (not the bounds-only row of an empty page)."""
-    return [row for row in rows if row.id is not None]
 
 
 def _ranked_page(
