@@ -215,8 +215,12 @@ class ListContent:
             span.set_attribute("page.limit", limit)
             searching = filters.search is not None
             span.set_attribute("content.search", searching)
-            ranked = search_window(self.read.dialect, _STATE_COLUMNS, self.search_window)
-            shape = ranked.shape if searching else NEWEST_FIRST
+            ranked = (  # built only for a search: a plain list's hit allocates nothing more
+                search_window(self.read.dialect, _STATE_COLUMNS, self.search_window)
+                if searching
+                else None
+            )
+            shape = ranked.shape if ranked is not None else NEWEST_FIRST
             after = self.cursors.decode(cursor, shape) if cursor else None  # 422 before I/O
             load = self._loader(limit, after, filters, ranked)
             key = list_key(filters.author_id, limit, after, filters.tag, filters.search)
@@ -231,7 +235,7 @@ class ListContent:
         limit: int,
         after: tuple[Any, ...] | None,
         filters: ContentFilters,
-        ranked: SearchWindow,
+        ranked: SearchWindow | None,  # None: not a search
     ) -> Callable[[], Awaitable[bytes]]:
         async def newest() -> bytes:
             if filters.tag is not None:
@@ -255,6 +259,10 @@ class ListContent:
                 rows = await self.read.all(_NEWEST_FIRST.page(query, after, limit))
             return _page(rows, limit, self.cursors)
 
+        if ranked is None:
+            return newest
+        search = ranked
+
         def narrowing(columns: ColumnCollection[str, Any]) -> list[ColumnElement[bool]]:
             conditions: list[ColumnElement[bool]] = []
             if filters.author_id is not None:
@@ -270,10 +278,10 @@ class ListContent:
             terms = filters.search or ()
             if not terms:
                 return ContentPage(items=[], next_cursor=None).model_dump_json().encode()
-            page = await ranked.page(self.read, terms, narrowing, after, limit)
+            page = await search.page(self.read, terms, narrowing, after, limit)
             return _page(page.rows, limit, self.cursors, page.position)
 
-        return relevant if filters.search is not None else newest
+        return relevant
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,7 +156,8 @@ class _PostgresWindow(SearchWindow):
     async def _first_page(
         self, read: ReadHandle, terms: tuple[str, ...], narrowing: Narrowing, limit: int
     ) -> tuple[list[Row[Any]], Any]:
-        """In one statement: the newest `size` matches, ranked; the window functions (its
+        """One statement (two when the filters keep none of it): the newest `size`
+        matches, ranked; the window functions (its
         start, its size) run over those rows alone."""
         words, matches = self._words(terms)
         newest = (
@@ -242,7 +243,8 @@ class _SQLiteWindow(SearchWindow):
     async def _first_page(
         self, read: ReadHandle, terms: tuple[str, ...], narrowing: Narrowing, limit: int
     ) -> tuple[list[Row[Any]], Any]:
-        """In one statement: FTS5 hands over its newest `size` matching entries, and only
+        """One statement (two when the filters keep none of it): FTS5 hands over its
+        newest `size` matching entries, and only
         those are joined and ranked."""
         matches = _words_match(terms)
         newest = (
