@@ -69,6 +69,9 @@ BASE_SETTINGS: dict[str, Any] = {
     # production 0.5 s; a timeout there turns the cache off for a second and the tests about
     # the cache see every read reach the database. The outage tests set their own.
     "redis_timeout_seconds": 5,
+    # /ready opens a fresh connection per engine on a new app; the production 1 s can pass
+    # before a loaded machine accepts it. The tests about probe timeouts set their own.
+    "ready_check_timeout_seconds": 10,
 }
 
 

@@ -205,7 +205,9 @@ async def test_a_5xx_releases_the_key(client: httpx.AsyncClient, backend: Backen
 async def test_an_abandoned_lock_is_taken_over_after_the_lock_period(
     make_client: Any, backend: Backend
 ) -> None:
-    async with make_client(idempotency_lock_seconds=1) as client:
+    # A lock period long enough that a loaded machine cannot outlast it between two requests;
+    # the takeover is shown by dating the lock before the period instead of by waiting.
+    async with make_client(idempotency_lock_seconds=30) as client:
         body = signup_body()
         first = await client.post("/api/v1/signup", json=body, headers=keyed("abandoned"))
         assert first.status_code == 201
@@ -221,7 +223,7 @@ async def test_an_abandoned_lock_is_taken_over_after_the_lock_period(
         busy = await client.post("/api/v1/signup", json=body, headers=keyed("abandoned"))
         assert_problem(busy, 409, "idempotency_request_in_progress")
         await _set_record(
-            backend, "abandoned", locked_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+            backend, "abandoned", locked_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=31)
         )
         retried = await client.post("/api/v1/signup", json=body, headers=keyed("abandoned"))
         # the user exists (the first attempt committed), so re-executing answers 409 email_taken
