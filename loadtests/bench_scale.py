@@ -10,7 +10,8 @@ For each backend (the embedded SQLite default; PostgreSQL + Redis) and each size
 2. Seeds, straight into the write tables: `--users` users (100,000), of whom the first 10,000
    are authors; `--sizes` content items (10,000, then 1,000,000) spread over the authors, one
    in ten a draft, 0-3 of 60 tags each, short bodies drawn from a 400-word vocabulary; when the
-   follows table exists, five follows per user and one reader following 1,000 authors. Then
+   follows table exists, five follows per user and one reader following 1,000 authors (a
+   second reader is one of the users with their five). Then
    `rebuild-read-models` projects the read tables (set-based: one INSERT … SELECT each), the
    database is ANALYZEd (and VACUUMed on PostgreSQL) and, on SQLite, its write-ahead log
    checkpointed.
@@ -18,7 +19,8 @@ For each backend (the embedded SQLite default; PostgreSQL + Redis) and each size
    and times `--requests` sequential requests of each read, every one a cache miss (the list
    generation is bumped before each list request, outside the timed part):
    first page, a page 50 pages deep (behind its cursor), a tag filter, a one-word search,
-   the reader's feed (when the route exists) and a user profile (never cached).
+   the reader's feed and the second reader's (when the route exists) and a user profile
+   (never cached).
 4. Captures the SQL each read ran through SQLAlchemy and prints its plan (`EXPLAIN` on
    PostgreSQL, `EXPLAIN QUERY PLAN` on SQLite) — the plans quoted in docs/performance.md come
    from here. The profile's one primary-key statement runs on the driver's connection, which
@@ -72,6 +74,7 @@ AUTHORS = 10_000
 READER_FOLLOWS = 1_000
 FOLLOWS_PER_USER = 5
 READER_EMAIL = "reader@example.com"
+FEW_FOLLOWS_EMAIL = "few-follows@example.com"  # the second reader: the seed's five follows
 READER_PASSWORD = "scale-bench-reader"  # noqa: S105 - a throwaway account in a throwaway database
 CHUNK = 5_000
 
@@ -101,7 +104,7 @@ async def _seed(url: str, items: int, user_count: int) -> dict[str, Any]:
     authors = min(AUTHORS, user_count // 2)
     now = dt.datetime.now(dt.UTC)
     user_ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(user_count)]
-    reader = user_ids[-1]
+    reader, few_follows = user_ids[-1], user_ids[-2]
     tag_ids = {name: uuid.uuid4() for name in TAGS}
     reader_hash = bcrypt.hashpw(READER_PASSWORD.encode(), bcrypt.gensalt(4)).decode()
     engine = create_async_engine(url)
@@ -110,11 +113,14 @@ async def _seed(url: str, items: int, user_count: int) -> dict[str, Any]:
     def user_rows() -> Iterator[dict[str, Any]]:
         for n, user_id in enumerate(user_ids):
             is_reader = user_id == reader
+            email = READER_EMAIL if is_reader else f"user{n}@example.com"
+            if user_id == few_follows:
+                email = FEW_FOLLOWS_EMAIL
             yield {
                 "id": user_id,
                 "name": "Reader" if is_reader else f"User {n}",
-                "email": READER_EMAIL if is_reader else f"user{n}@example.com",
-                "password_hash": reader_hash if is_reader else "not-a-login",
+                "email": email,
+                "password_hash": reader_hash if user_id in (reader, few_follows) else "not-a-login",
                 "display_name": "Reader" if is_reader else f"User {n}",
                 "role": "creator" if n < authors else "viewer",
                 "created_at": now - dt.timedelta(seconds=user_count - n),
@@ -230,6 +236,14 @@ async def _plans(engine: AsyncEngine, statements: list[tuple[str, Any]]) -> list
     return out
 
 
+async def _bearer(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": email, "password": READER_PASSWORD}
+    )
+    login.raise_for_status()
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
 async def _measure(
     settings: Settings, seeded: dict[str, Any], requests: int, explain: bool
 ) -> dict[str, Any]:
@@ -240,11 +254,9 @@ async def _measure(
         cache = resources.cache
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-            login = await client.post(
-                "/api/v1/auth/login", json={"email": READER_EMAIL, "password": READER_PASSWORD}
-            )
-            login.raise_for_status()
-            reader = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            reader, few_follows = [
+                await _bearer(client, email) for email in (READER_EMAIL, FEW_FOLLOWS_EMAIL)
+            ]
             page = (await client.get("/api/v1/content", params={"limit": 20})).json()
             deep_cursor = page["next_cursor"]
             for _ in range(48):  # the cursor of page 50 (or of the last page, if fewer)
@@ -272,6 +284,9 @@ async def _measure(
             if "/api/v1/content/feed" in app.openapi()["paths"]:
                 reads["feed"] = lambda: client.get(
                     "/api/v1/content/feed", params={"limit": 20}, headers=reader
+                )
+                reads["feed, 5 followed"] = lambda: client.get(
+                    "/api/v1/content/feed", params={"limit": 20}, headers=few_follows
                 )
             statements = _Statements(resources.database.read_engine)
             for name, read in reads.items():
@@ -322,7 +337,7 @@ def run_size(
             forget_redis_prefix(REDIS_PREFIX)
 
 
-READS = ["first page", "page 50", "tag", "search", "feed", "profile"]
+READS = ["first page", "page 50", "tag", "search", "feed", "feed, 5 followed", "profile"]
 
 
 def main() -> int:
@@ -353,7 +368,7 @@ def main() -> int:
     smallest, largest = str(sizes[0]), str(sizes[-1])
     for backend, by_size in report["backends"].items():
         print(f"\n{backend}: ms p50 / p95 by content items ({args.users} users)")
-        print(f"{'':12}" + "".join(f"{size:>20}" for size in by_size) + f"{'ratio p50':>12}")
+        print(f"{'':18}" + "".join(f"{size:>20}" for size in by_size) + f"{'ratio p50':>12}")
         for read in READS:
             if read not in by_size[smallest]:
                 continue
@@ -362,7 +377,7 @@ def main() -> int:
                 for figures in by_size.values()
             )
             ratio = by_size[largest][read]["p50_ms"] / by_size[smallest][read]["p50_ms"]
-            print(f"{read:12}{cells}{ratio:>12.2f}")
+            print(f"{read:18}{cells}{ratio:>12.2f}")
         for size, figures in by_size.items():
             print(
                 f"  {size} items: seeded in {figures['write_seconds']} s, "

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # A search ranks only its newest this-many matches; older ones follow, newest first
     # (src/slices/content/relevance.py): what one search page may cost, at any size.
     search_rank_window: int = Field(default=500, ge=1, le=10_000)
+    # A feed page first walks this many of the newest published items for the followed
+    # authors' (src/slices/content/queries.py): its fixed cost; 0 reads per author only.
+    feed_walk: int = Field(default=1000, ge=0, le=10_000)
     cache_reinvalidate_seconds: float = Field(default=5.0, ge=0)
     # With Redis, each process keeps a local copy of what it read (src/core/cache/near.py),
     # for at most this long (0: no local tier), bounded like the embedded cache.

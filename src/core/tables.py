@@ -291,6 +291,14 @@ contents_read = Table(
     ),
     # an author's own items, drafts included
     Index("ix_contents_read_author_id_created_at_id", "author_id", "created_at", "id"),
+    # the feed of a reader who follows many: the newest published items and their authors
+    Index(
+        "ix_contents_read_status_published_at_id_author_id",
+        "status",
+        "published_at",
+        "id",
+        "author_id",
+    ),
     # the feed: each followed author's published items, most recently published first
     Index(
         "ix_contents_read_author_id_status_published_at_id",

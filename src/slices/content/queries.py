@@ -351,16 +351,23 @@ class ListTags:
 # Published items of the authors the caller follows, most recently published first. Whom the
 # caller follows is the content slice's own copy, `follows_read` (projected in the follow's
 # transaction, so a follow or an unfollow shows on the very next page). The cost must not grow
-# with how much the followed authors have written: each author's newest items after the
-# cursor are one range of `ix_contents_read_author_id_status_published_at_id`, and no more
-# than a page is read of any author.
+# with how much the followed authors have written. A page is read by one of two plans:
+#
+# - The walk: the newest `FEED_WALK` published items (after the cursor) in publication order,
+#   `ix_contents_read_status_published_at_id_author_id` read covering, of which the followed
+#   authors' are kept. Its cost is fixed; it fills a page whenever the followed authors wrote
+#   at least `limit + 1` of those items — which a reader who follows many authors (the costly
+#   case of the other plan) does. Within the walked range it holds every followed item, so a
+#   full page from it is the feed's page.
+# - Per author, when the walk leaves the page short: each followed author's newest items after
+#   the cursor are one range of `ix_contents_read_author_id_status_published_at_id`, and no more
+#   than a page is read of any author. Its cost follows the number of followed authors.
 #
 # PostgreSQL: a LATERAL subquery per followed author takes that author's first `limit + 1`
 # keys `(published_at, id)` from the index (an index-only scan), the union of them is merged
 # and cut to `limit + 1`, and only those rows are fetched whole. SQLite has no LATERAL; a
 # correlated `IN (… LIMIT …)` per followed author does the same (SQLite evaluates it once
 # per `follows_read` row, over the same index range). See docs/performance.md#the-feed.
-
 
 _FEED_INDEX = "ix_contents_read_author_id_status_published_at_id"
 
@@ -369,19 +376,53 @@ def _feed_position(row: Any) -> tuple[Any, ...]:
     return (row.published_at, row.id)
 
 
+def _before_cursor(after: bool) -> list[ColumnElement[bool]]:
+    if not after:
+        return []
+    return [
+        tuple_(contents_read.c.published_at, contents_read.c.id)
+        < tuple_(bindparam("after_at", type_=UTCDateTime), bindparam("after_id", type_=Uuid))
+    ]
+
+
+def _feed_walk_statement(after: bool) -> Any:
+    """The walk (both backends): the followed authors' items among the newest `walk`
+    published ones after the cursor, cut to `limit` (the page size + 1), then fetched whole.
+
+    The `LIMIT walk` is inside the subquery, so no planner can turn the walk into a probe per
+    followed author: the membership test is applied to the walked keys only."""
+    recent = (
+        select(contents_read.c.published_at, contents_read.c.id, contents_read.c.author_id)
+        .where(contents_read.c.status == PUBLISHED, *_before_cursor(after))
+        .order_by(contents_read.c.published_at.desc(), contents_read.c.id.desc())
+        .limit(bindparam("walk", type_=Integer))
+        .subquery("recent")
+    )
+    followed = select(follows_read.c.followee_id).where(
+        follows_read.c.follower_id == bindparam("reader", type_=Uuid)
+    )
+    keys = (
+        select(recent.c.published_at, recent.c.id)
+        .where(recent.c.author_id.in_(followed))
+        .order_by(recent.c.published_at.desc(), recent.c.id.desc())
+        .limit(bindparam("limit", type_=Integer))
+        .subquery("page_keys")
+    )
+    return (
+        select(*_STATE_COLUMNS)
+        .select_from(keys.join(contents_read, contents_read.c.id == keys.c.id))
+        .order_by(keys.c.published_at.desc(), keys.c.id.desc())
+    )
+
+
 def _feed_statement(dialect: str, after: bool) -> Any:
-    """The feed page query for `dialect`, with or without a cursor; parameters `reader`,
-    `limit` (the page size + 1) and, after a cursor, `after_at` and `after_id`."""
+    """The per-author page query for `dialect`, with or without a cursor; parameters
+    `reader`, `limit` (the page size + 1) and, after a cursor, `after_at` and `after_id`."""
     reader = bindparam("reader", type_=Uuid)
     limit = bindparam("limit", type_=Integer)
     published = contents_read.c.status == PUBLISHED
     followed = contents_read.c.author_id == follows_read.c.followee_id
-    conditions: list[ColumnElement[bool]] = [followed, published]
-    if after:
-        conditions.append(
-            tuple_(contents_read.c.published_at, contents_read.c.id)
-            < tuple_(bindparam("after_at", type_=UTCDateTime), bindparam("after_id", type_=Uuid))
-        )
+    conditions: list[ColumnElement[bool]] = [followed, published, *_before_cursor(after)]
     newest_of_author = (
         select(contents_read.c.published_at, contents_read.c.id)
         .where(*conditions)
@@ -451,6 +492,7 @@ def _sqlite_feed_statement(after: bool) -> Any:
 
 # Built once per backend and shape: a statement's construction costs more than its (cached)
 # compilation.
+_FEED_WALKS = {after: _feed_walk_statement(after) for after in (False, True)}
 _FEED_STATEMENTS = {
     (dialect, after): _feed_statement(dialect, after)
     for dialect in ("postgresql", "sqlite")
@@ -462,11 +504,13 @@ _FEED_STATEMENTS = {
 class ListFeed:
     """The caller's feed: published items of the authors they follow, newest first.
 
-    Not cached: it is the caller's alone and changes with every follow; each page is one
-    statement of bounded cost (above)."""
+    Not cached: it is the caller's alone and changes with every follow. A page is the walk's
+    when the walk fills it, else the per-author plan's (above): one statement of fixed cost,
+    or that and one whose cost follows the number of followed authors."""
 
     read: ReadHandle
     cursors: CursorCodec
+    walk: int  # `FEED_WALK`: newest published items the walk reads (0: no walk)
 
     async def execute(self, reader: Principal, limit: int, cursor: str | None) -> bytes:
         """The `ContentPage` JSON body."""
@@ -477,6 +521,14 @@ class ListFeed:
             parameters: dict[str, Any] = {"reader": reader.user_id, "limit": limit + 1}
             if after is not None:
                 parameters["after_at"], parameters["after_id"] = after
-            statement = _FEED_STATEMENTS[(self.read.dialect, after is not None)]
-            rows = await self.read.all(statement, parameters)
+            rows: Any = ()
+            if self.walk:
+                rows = await self.read.all(
+                    _FEED_WALKS[after is not None], {**parameters, "walk": self.walk}
+                )
+            walked = len(rows) > limit
+            span.set_attribute("feed.plan", "walk" if walked else "per_author")
+            if not walked:
+                statement = _FEED_STATEMENTS[(self.read.dialect, after is not None)]
+                rows = await self.read.all(statement, parameters)
             return _page(rows, limit, self.cursors, _feed_position)

@@ -148,7 +148,8 @@ async def get_feed(
     The items of the content list, ordered by `published_at` (then id); paged with `limit`
     (1-100) and `cursor`. A follow or an unfollow shows on the very next page; drafts never
     appear. Not cached (it is the caller's alone)."""
-    body = await ListFeed(res.database.read, res.cursors).execute(principal, limit, cursor)
+    feed = ListFeed(res.database.read, res.cursors, res.settings.feed_walk)
+    body = await feed.execute(principal, limit, cursor)
     return Response(body, media_type="application/json")
 
 
