@@ -16,7 +16,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from src.cli import alembic_config, migrate
-from src.core.tables import exists_on, metadata, sqlite_search_tables
+from src.core.tables import CONTENTS_SEARCH_DDL, exists_on, metadata, sqlite_search_tables
 from tests.conftest import Backend, _create_database, _drop_database
 
 
@@ -104,3 +104,48 @@ def test_a_migrated_sqlite_database_is_left_in_wal_mode(tmp_path: Path) -> None:
     migrate(f"sqlite+aiosqlite:///{path}")
     with contextlib.closing(sqlite3.connect(path)) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _fts5_arguments(sql: str) -> str:
+    return sql[sql.index("USING") :]
+
+
+def test_the_search_prefix_indexes_keep_every_entry_and_its_number(tmp_path: Path) -> None:
+    """Revision 0015 rebuilds SQLite's full-text table with prefix indexes: each entry keeps
+    its rowid (what `contents_read.search` and search cursors hold), prefixes still match,
+    and the table is then as `CONTENTS_SEARCH_DDL` declares; the downgrade undoes it."""
+    path = tmp_path / "prefixes.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    config = alembic_config(url)
+    command.upgrade(config, "0014")
+
+    def entries() -> tuple[str, list[tuple[int, str]]]:
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            sql = connection.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'contents_search'"
+            ).fetchone()[0]
+            found = connection.execute(
+                "SELECT rowid, title FROM contents_search "
+                "WHERE contents_search MATCH '\"pyth\"*' ORDER BY rowid"
+            ).fetchall()
+        return sql, found
+
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.executemany(
+            "INSERT INTO contents_search (rowid, title, body) VALUES (?, ?, ?)",
+            [(7, "Python tips", "x"), (42, "Other", "pythonic code"), (99, "Rust", "no")],
+        )
+        connection.commit()
+    before_sql, before = entries()
+    assert "prefix" not in before_sql
+    assert before == [(7, "Python tips"), (42, "Other")]
+
+    command.upgrade(config, "0015")
+    after_sql, after = entries()
+    assert after == before
+    assert _fts5_arguments(after_sql) == _fts5_arguments(CONTENTS_SEARCH_DDL)
+
+    command.downgrade(config, "0014")
+    downgraded_sql, downgraded = entries()
+    assert downgraded == before
+    assert _fts5_arguments(downgraded_sql) == _fts5_arguments(before_sql)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from src.core.tables import CONTENTS_SEARCH_DDL, SearchVector, UTCDateTime
+from src.core.tables import SearchVector, UTCDateTime
 from src.slices.content.rules import numbered_slug, slug_base
 
 revision: str = "0006"
@@ -106,6 +106,13 @@ def _backfill_read_model(connection: sa.Connection, dialect: str) -> None:
             )
         )
     connection.execute(sa.update(_contents_read).values(**values))
+
+
+# The full-text table as this revision made it (0015 adds prefix indexes).
+CONTENTS_SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE contents_search USING fts5("
+    "title, body, tokenize = 'unicode61 remove_diacritics 2')"
+)
 
 
 def upgrade() -> None:
