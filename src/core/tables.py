@@ -351,7 +351,8 @@ follows_read = Table(
 # SQLite's full-text index of `contents_read` (title, body), kept by the content projector:
 # an FTS5 virtual table; each item's entry is the rowid its `contents_read.search` holds.
 # Virtual tables cannot be declared in `metadata` (SQLAlchemy would create a plain table, and
-# PostgreSQL has none): migration 0006 creates it on SQLite only, and this description,
+# PostgreSQL has none): migration 0006 creates it on SQLite only (0015 rebuilds it with prefix
+# indexes, `CONTENTS_SEARCH_DDL` below), and this description,
 # outside `metadata`, lets queries and the rebuild address it.
 sqlite_search_metadata = MetaData()
 contents_search = Table(

@@ -38,6 +38,8 @@ def downgrade() -> None:
 def _rebuild(options: str) -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
+    # left behind by an interrupted run: SQLite may commit a CREATE VIRTUAL TABLE on its own
+    op.execute("DROP TABLE IF EXISTS contents_search_rebuilt")
     op.execute(f"CREATE VIRTUAL TABLE contents_search_rebuilt USING fts5(title, body, {options})")
     op.execute(
         "INSERT INTO contents_search_rebuilt (rowid, title, body) "

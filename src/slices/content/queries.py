@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,7 +369,7 @@ class ListTags:
 # correlated `IN (… LIMIT …)` per followed author does the same (SQLite evaluates it once
 # per `follows_read` row, over the same index range). See docs/performance.md#the-feed.
 
-_FEED_INDEX = "ix_contents_read_author_id_status_published_at_id"
+_PER_AUTHOR_INDEX = "ix_contents_read_author_id_status_published_at_id"
 
 
 def _feed_position(row: Any) -> tuple[Any, ...]:
@@ -395,7 +395,9 @@ def _feed_walk_statement(after: bool) -> Any:
         select(contents_read.c.published_at, contents_read.c.id, contents_read.c.author_id)
         .where(contents_read.c.status == PUBLISHED, *_before_cursor(after))
         .order_by(contents_read.c.published_at.desc(), contents_read.c.id.desc())
-        .limit(bindparam("walk", type_=Integer))
+        # rendered into the SQL when run: a per-process constant, and a PostgreSQL generic
+        # plan would otherwise guess at a parameter LIMIT
+        .limit(bindparam("walk", type_=Integer, literal_execute=True))
         .subquery("recent")
     )
     followed = select(follows_read.c.followee_id).where(
@@ -460,14 +462,14 @@ def _sqlite_feed_statement(after: bool) -> Any:
         SELECT {", ".join(f"contents_read.{column.name}" for column in _STATE_COLUMNS)}
         FROM (
             SELECT item.published_at AS published_at, item.id AS id
-            FROM follows_read CROSS JOIN contents_read AS item INDEXED BY {_FEED_INDEX}
+            FROM follows_read CROSS JOIN contents_read AS item INDEXED BY {_PER_AUTHOR_INDEX}
             WHERE follows_read.follower_id = :reader
               AND item.author_id = follows_read.followee_id
               AND item.status = '{PUBLISHED}'
               {before_cursor.format(t="item")}
               AND item.published_at >= coalesce((
                   SELECT nth.published_at
-                  FROM contents_read AS nth INDEXED BY {_FEED_INDEX}
+                  FROM contents_read AS nth INDEXED BY {_PER_AUTHOR_INDEX}
                   WHERE nth.author_id = follows_read.followee_id
                     AND nth.status = '{PUBLISHED}'
                     {before_cursor.format(t="nth")}
@@ -521,8 +523,8 @@ class ListFeed:
             parameters: dict[str, Any] = {"reader": reader.user_id, "limit": limit + 1}
             if after is not None:
                 parameters["after_at"], parameters["after_id"] = after
-            rows: Any = ()
-            if self.walk:
+            rows: Sequence[Any] = ()
+            if self.walk > limit:  # a shorter walk can never fill the page
                 rows = await self.read.all(
                     _FEED_WALKS[after is not None], {**parameters, "walk": self.walk}
                 )
