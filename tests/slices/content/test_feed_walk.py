@@ -61,17 +61,19 @@ def _plans(spans: InMemorySpanExporter) -> list[Any]:
     ]
 
 
-async def test_a_page_the_walk_fills_is_read_from_the_walk(
-    client: httpx.AsyncClient, recorded_spans: InMemorySpanExporter
+@pytest.mark.parametrize(("walk", "plan"), [(WALK, "walk"), (0, "per_author")])
+async def test_a_page_the_walk_fills_is_read_from_the_walk_unless_there_is_none(
+    make_client: Callable[..., Any], recorded_spans: InMemorySpanExporter, walk: int, plan: str
 ) -> None:
-    reader, author = await authed_user(client), await authed_user(client)
-    await follow(client, reader, author)
-    items = [(await publish(client, author))["id"] for _ in range(3)]
-    recorded_spans.clear()
-    body = await _page(client, reader, limit=2)
+    async with make_client(feed_walk=walk) as client:
+        reader, author = await authed_user(client), await authed_user(client)
+        await follow(client, reader, author)
+        items = [(await publish(client, author))["id"] for _ in range(3)]
+        recorded_spans.clear()
+        body = await _page(client, reader, limit=2)
     assert [item["id"] for item in body["items"]] == items[::-1][:2]
     assert body["next_cursor"] is not None
-    assert _plans(recorded_spans) == ["walk"]
+    assert _plans(recorded_spans) == [plan]
 
 
 async def test_a_page_the_walk_leaves_short_is_read_per_author(
@@ -154,19 +156,6 @@ async def test_a_walk_of_other_readers_follows_gives_none_of_theirs(
         await publish(client, author)
     assert (await _page(client, reader, limit=2))["items"]
     assert await _page(client, snoop, limit=2) == {"items": [], "next_cursor": None}
-
-
-async def test_no_walk_reads_every_page_per_author(
-    make_client: Callable[..., Any], recorded_spans: InMemorySpanExporter
-) -> None:
-    async with make_client(feed_walk=0) as client:
-        reader, author = await authed_user(client), await authed_user(client)
-        await follow(client, reader, author)
-        items = [(await publish(client, author))["id"] for _ in range(3)]
-        recorded_spans.clear()
-        body = await _page(client, reader, limit=2)
-    assert [item["id"] for item in body["items"]] == items[::-1][:2]
-    assert _plans(recorded_spans) == ["per_author"]
 
 
 async def test_sqlite_walks_the_covering_index_without_statistics(
