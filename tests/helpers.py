@@ -140,6 +140,16 @@ async def follow(client: httpx.AsyncClient, reader: dict[str, Any], author: dict
     assert response.status_code == 204, response.text
 
 
+async def read_feed(
+    client: httpx.AsyncClient, reader: dict[str, Any], **params: Any
+) -> dict[str, Any]:
+    """`reader`'s feed page (200, JSON)."""
+    response = await client.get("/api/v1/content/feed", params=params, headers=reader["headers"])
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.json()  # type: ignore[no-any-return]
+
+
 def pool_checkouts(engine: Any) -> list[Any]:
     """The driver connections `engine`'s pool hands out, recorded as it does."""
     from sqlalchemy import event

@@ -7,20 +7,13 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import assert_problem, authed_user, follow, publish, publish_many
+from tests.helpers import assert_problem, authed_user, follow, publish, publish_many, read_feed
 
 FEED = "/api/v1/content/feed"
 
 
-async def _feed(client: httpx.AsyncClient, reader: dict[str, Any], **params: Any) -> dict[str, Any]:
-    response = await client.get(FEED, params=params, headers=reader["headers"])
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "application/json"
-    return response.json()  # type: ignore[no-any-return]
-
-
 async def _ids(client: httpx.AsyncClient, reader: dict[str, Any]) -> list[str]:
-    return [item["id"] for item in (await _feed(client, reader, limit=100))["items"]]
+    return [item["id"] for item in (await read_feed(client, reader, limit=100))["items"]]
 
 
 async def test_the_feed_is_the_followed_authors_items_newest_first(
@@ -32,7 +25,7 @@ async def test_the_feed_is_the_followed_authors_items_newest_first(
     first = await publish(client, ada)
     second = await publish(client, bob)
     third = await publish(client, ada)
-    body = await _feed(client, reader)
+    body = await read_feed(client, reader)
     assert [item["id"] for item in body["items"]] == [third["id"], second["id"], first["id"]]
     assert body["next_cursor"] is None
     assert body["items"][0] == third  # the content list's item shape
@@ -41,7 +34,7 @@ async def test_the_feed_is_the_followed_authors_items_newest_first(
 async def test_following_nobody_gives_an_empty_feed(client: httpx.AsyncClient) -> None:
     reader, author = await authed_user(client), await authed_user(client)
     await publish(client, author)
-    assert await _feed(client, reader) == {"items": [], "next_cursor": None}
+    assert await read_feed(client, reader) == {"items": [], "next_cursor": None}
 
 
 async def test_other_authors_and_drafts_are_never_in_the_feed(client: httpx.AsyncClient) -> None:
@@ -112,7 +105,7 @@ async def test_pages_cover_the_feed_in_order_without_gaps_or_repeats(
     cursor = None
     sizes = []
     while True:
-        body = await _feed(client, reader, limit=10, **({"cursor": cursor} if cursor else {}))
+        body = await read_feed(client, reader, limit=10, **({"cursor": cursor} if cursor else {}))
         sizes.append(len(body["items"]))
         seen.extend(body["items"])
         cursor = body["next_cursor"]
@@ -129,8 +122,8 @@ async def test_a_page_of_exactly_the_rest_has_no_next_cursor(client: httpx.Async
     reader, author = await authed_user(client), await authed_user(client)
     await follow(client, reader, author)
     await publish_many(client, author, 4)
-    first = await _feed(client, reader, limit=2)
-    second = await _feed(client, reader, limit=2, cursor=first["next_cursor"])
+    first = await read_feed(client, reader, limit=2)
+    second = await read_feed(client, reader, limit=2, cursor=first["next_cursor"])
     assert len(second["items"]) == 2
     assert second["next_cursor"] is None
 
@@ -158,8 +151,8 @@ async def test_a_cursor_of_another_reader_shows_only_the_callers_feed(
     await follow(client, other_reader, bob)
     await publish_many(client, bob, 3)
     mine = set(await publish_many(client, ada, 3))
-    cursor = (await _feed(client, other_reader, limit=1))["next_cursor"]
-    body = await _feed(client, reader, cursor=cursor)
+    cursor = (await read_feed(client, other_reader, limit=1))["next_cursor"]
+    body = await read_feed(client, reader, cursor=cursor)
     assert {item["id"] for item in body["items"]} <= mine
 
 

@@ -23,9 +23,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from src.core.tables import contents, contents_read
 from tests.conftest import Backend
-from tests.helpers import authed_user, follow, publish
+from tests.helpers import authed_user, follow, publish, read_feed
 
-FEED = "/api/v1/content/feed"
 WALK = 4
 
 
@@ -35,17 +34,13 @@ async def client(make_client: Callable[..., Any]) -> AsyncIterator[httpx.AsyncCl
         yield http
 
 
-async def _page(client: httpx.AsyncClient, reader: dict[str, Any], **params: Any) -> dict[str, Any]:
-    response = await client.get(FEED, params=params, headers=reader["headers"])
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
 async def _every_page(client: httpx.AsyncClient, reader: dict[str, Any], limit: int) -> list[str]:
     ids: list[str] = []
     cursor = None
     while True:
-        body = await _page(client, reader, limit=limit, **({"cursor": cursor} if cursor else {}))
+        body = await read_feed(
+            client, reader, limit=limit, **({"cursor": cursor} if cursor else {})
+        )
         assert len(body["items"]) <= limit
         ids += [item["id"] for item in body["items"]]
         cursor = body["next_cursor"]
@@ -70,7 +65,7 @@ async def test_a_page_the_walk_fills_is_read_from_the_walk_unless_there_is_none(
         await follow(client, reader, author)
         items = [(await publish(client, author))["id"] for _ in range(3)]
         recorded_spans.clear()
-        body = await _page(client, reader, limit=2)
+        body = await read_feed(client, reader, limit=2)
     assert [item["id"] for item in body["items"]] == items[::-1][:2]
     assert body["next_cursor"] is not None
     assert _plans(recorded_spans) == [plan]
@@ -85,7 +80,7 @@ async def test_a_page_the_walk_leaves_short_is_read_per_author(
     for _ in range(WALK):  # the walk sees only these
         await publish(client, other)
     recorded_spans.clear()
-    body = await _page(client, reader, limit=2)
+    body = await read_feed(client, reader, limit=2)
     assert [item["id"] for item in body["items"]] == [older["id"]]
     assert body["next_cursor"] is None
     assert _plans(recorded_spans) == ["per_author"]
@@ -154,8 +149,8 @@ async def test_a_walk_of_other_readers_follows_gives_none_of_theirs(
     await follow(client, reader, author)
     for _ in range(3):
         await publish(client, author)
-    assert (await _page(client, reader, limit=2))["items"]
-    assert await _page(client, snoop, limit=2) == {"items": [], "next_cursor": None}
+    assert (await read_feed(client, reader, limit=2))["items"]
+    assert await read_feed(client, snoop, limit=2) == {"items": [], "next_cursor": None}
 
 
 async def test_sqlite_walks_the_covering_index_without_statistics(
@@ -176,7 +171,7 @@ async def test_sqlite_walks_the_covering_index_without_statistics(
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
-        await _page(client, reader, limit=2)
+        await read_feed(client, reader, limit=2)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     walks = [(sql, parameters) for sql, parameters in seen if "recent" in sql]
